@@ -1,0 +1,138 @@
+"""Email: rendering from template files and sending with aiosmtplib, once per workflow id + activity id."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+import aiosmtplib
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.models import EmailKind, EmailRequest, EmailResult, EnrollmentView
+from domain.rules import has_control_characters
+from domain.settings import Settings
+from store import outbox
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates" / "email"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def form_token(secret: bytes, enrollment_id: str, link_version: int) -> str:
+    """The form link's token: unguessable without the secret, the same on every retry, never stored."""
+    mac = hmac.new(secret, f"form-link:{enrollment_id}:{link_version}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def form_link(settings: Settings, enrollment_id: str, link_version: int) -> str:
+    return f"{settings.public_url}/enroll/{form_token(settings.signing_key, enrollment_id, link_version)}"
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%A %d %B %Y, %H:%M UTC") if at else "(no deadline)"
+
+
+def render(settings: Settings, request: EmailRequest) -> tuple[str, str, str]:
+    """(subject, text, html) of `request`."""
+    e: EnrollmentView = request.enrollment
+    link = None
+    if request.kind in (EmailKind.invitation, EmailKind.reminder):
+        if request.link_version is None:
+            raise ApplicationError(
+                "an invitation or reminder needs a link version", type="BadEmailRequest", non_retryable=True
+            )
+        link = form_link(settings, e.id, request.link_version)
+    context = {
+        "e": e,
+        "link": link,
+        "expires": _when(e.expires_at),
+        "member_type": e.member_type.value,
+        "reason": request.reason or "",
+        "detail_url": f"{settings.public_url}/enrollments/{e.id}",
+    }
+    subject_line, _, text = _templates.get_template(f"{request.kind.value}.txt").render(context).partition("\n")
+    html = _templates.get_template(f"{request.kind.value}.html").render({**context, "subject": subject_line})
+    return subject_line.strip(), text.lstrip("\n"), html
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"
+
+
+def build_message(settings: Settings, request: EmailRequest, key: str) -> EmailMessage:
+    subject, text, html = render(settings, request)
+    for header in [subject, *request.to]:
+        if has_control_characters(header):
+            raise ApplicationError("a header would carry a line break", type="HeaderInjection", non_retryable=True)
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = ", ".join(request.to)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = f"<{key.replace('/', '.')}@{_domain(settings.mail_from)}>"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailResult:
+    """Send `request` unless the outbox already recorded a send under `key`."""
+    url = settings.effective_database_url
+    earlier = await outbox.sent_result(url, key)
+    if earlier is not None:
+        activity.logger.info("email %s already sent, not sending again", key)
+        return earlier
+    message = build_message(settings, request, key)
+    message_id = str(message["Message-ID"])
+    await outbox.record_attempt(
+        url,
+        key=key,
+        kind=request.kind.value,
+        enrollment_id=request.enrollment.id,
+        account_id=request.enrollment.account_id,
+        recipients=request.to,
+        subject=str(message["Subject"]),
+        message_id=message_id,
+    )
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=settings.effective_smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            use_tls=settings.smtp_tls == "tls",
+            start_tls=settings.smtp_tls == "starttls",
+            timeout=30,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        await outbox.record_outcome(url, key, sent_at=None, error=str(exc))
+        permanent = all(refusal.code >= 500 for refusal in exc.recipients)
+        raise ApplicationError(
+            "the mail server refused the recipient", type="SmtpRecipientRefused", non_retryable=permanent
+        ) from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        await outbox.record_outcome(url, key, sent_at=None, error=f"{exc.code} {exc.message}")
+        if exc.code >= 500:
+            raise ApplicationError(
+                f"the mail server refused the message ({exc.code})", type="SmtpRejected", non_retryable=True
+            ) from exc
+        raise
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        await outbox.record_outcome(url, key, sent_at=None, error=type(exc).__name__)
+        raise
+    sent_at = datetime.now(UTC)
+    await outbox.record_outcome(url, key, sent_at=sent_at, error=None)
+    activity.logger.info("email %s (%s) sent", key, request.kind.value)
+    return EmailResult(sent_at=sent_at, message_id=message_id)

@@ -1,0 +1,90 @@
+"""The enrollment's I/O: checking, persisting, form links and email. Each activity is idempotent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.email import deliver, form_token
+from domain.models import (
+    EmailRequest,
+    EmailResult,
+    LinkRequest,
+    RecordEnrollment,
+    ValidateEnrollment,
+)
+from domain.rules import check_account_fields
+from domain.settings import Settings
+from store import links
+from store.enrollments import OrganizationTaken, find_claim, record_enrollment
+
+
+def organization_taken(holder: str) -> ApplicationError:
+    return ApplicationError(
+        f"an open enrollment or live account (enrollment {holder}) already has this organization name",
+        holder,
+        type="OrganizationTaken",
+        non_retryable=True,
+    )
+
+
+def _key() -> str:
+    info = activity.info()
+    return f"{info.workflow_id}/{info.activity_id}"
+
+
+class EnrollmentActivities:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.effective_database_url
+
+    @activity.defn(name="validate")
+    async def validate(self, request: ValidateEnrollment) -> None:
+        """Every rule of DESIGN.md's field table, plus: no open enrollment or live account of the same name."""
+        fields = request.fields.model_dump(mode="json")
+        if not fields["display_users_purchased"]:
+            fields.pop("users_purchased")
+        _, errors = check_account_fields(fields, today=datetime.now(UTC).date(), free_mail=self.settings.free_mail)
+        if errors:
+            raise ApplicationError(
+                "; ".join(f"{e.field} {e.message}" for e in errors),
+                [e.model_dump() for e in errors],
+                type="InvalidEnrollment",
+                non_retryable=True,
+            )
+        holder = await find_claim(self.url, request.fields.organization_name)
+        if holder is not None and holder != request.enrollment_id:
+            raise organization_taken(holder)
+
+    @activity.defn(name="persist")
+    async def persist(self, record: RecordEnrollment) -> None:
+        """Write the row (status New), claim the organization name and add the `created` event."""
+        await self.record(record)
+
+    @activity.defn(name="record")
+    async def record(self, record: RecordEnrollment) -> None:
+        """Bring the read model up to the workflow's view; the event is added once, whatever the retries."""
+        try:
+            await record_enrollment(self.url, record)
+        except OrganizationTaken as exc:
+            raise organization_taken(exc.enrollment_id) from exc
+
+    @activity.defn(name="send_invitation")
+    async def send_invitation(self, request: EmailRequest) -> EmailResult:
+        """Open the form link of this link version (older ones die) and email it to the contact."""
+        assert request.link_version is not None
+        token = form_token(self.settings.signing_key, request.enrollment.id, request.link_version)
+        await links.open_link(self.url, token=token, enrollment_id=request.enrollment.id, version=request.link_version)
+        return await deliver(self.settings, request, _key())
+
+    @activity.defn(name="send_email")
+    async def send_email(self, request: EmailRequest) -> EmailResult:
+        """Any other email of the enrollment: reminder, confirmation, notices, welcome."""
+        return await deliver(self.settings, request, _key())
+
+    @activity.defn(name="close_form_links")
+    async def close_form_links(self, request: LinkRequest) -> None:
+        """Kill every form link of the enrollment (submitted, expired, cancelled)."""
+        await links.kill_links(self.url, request.enrollment_id)

@@ -1,0 +1,236 @@
+"""The data the product passes around: workflow inputs, views, activity arguments.
+
+Pure pydantic, no I/O, so workflows can take these through the sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MemberType(StrEnum):
+    customer = "customer"
+    reseller = "reseller"
+    manufacturer = "manufacturer"
+
+
+class EnrollmentStatus(StrEnum):
+    new = "New"
+    pending_review = "Pending Review"
+    in_review = "In Review"
+    approved = "Approved"
+    rejected = "Rejected"
+    expired = "Expired"
+    cancelled = "Cancelled"
+
+
+class AccountStatus(StrEnum):
+    active = "Active"
+    suspended = "Suspended"
+    expired = "Expired"
+    deleted = "Deleted"
+
+
+class Role(StrEnum):
+    admin = "admin"
+    csm = "csm"
+    sales = "sales"
+    reviewer = "reviewer"
+    reseller = "reseller"
+    customer = "customer"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AccountFields(Frozen):
+    """What the CSM enters on "Create New Member Account", already checked by `domain.rules`."""
+
+    service_end_date: date
+    member_type: MemberType
+    display_users_purchased: bool
+    users_purchased: int | None = None
+    organization_name: str
+    corporate_contact_email: str
+    reseller_account_id: str | None = None
+
+
+class Actor(Frozen):
+    """Who did something: a signed-in user, the contact, or the system itself."""
+
+    user_id: str | None = None
+    email: str | None = None
+    kind: str = "user"
+
+    @property
+    def label(self) -> str:
+        return self.email or self.kind
+
+
+SYSTEM = Actor(kind="system")
+CONTACT = Actor(kind="corporate contact")
+
+
+class TimelineEvent(Frozen):
+    at: datetime
+    event: str
+    actor: str
+    note: str | None = None
+
+
+class Schedule(Frozen):
+    """Form deadline and reminder offsets in seconds, fixed when the enrollment starts."""
+
+    reminder_offsets: list[float] = Field(default_factory=list)
+    ttl: float
+
+
+class EnrollmentInput(Frozen):
+    """The single argument of EnrollmentWorkflow."""
+
+    enrollment_id: str
+    fields: AccountFields
+    created_by: Actor
+    schedule: Schedule
+
+
+class ContactForm(Frozen):
+    """What the corporate contact submits on the public enrollment form."""
+
+    corporate_contact_name: str
+    corporate_contact_phone: str
+    technical_contact_name: str
+    technical_contact_email: str
+    technical_contact_phone: str
+    billing_contact_name: str
+    billing_contact_email: str
+    address_line1: str
+    city: str
+    postal_code: str
+    country: str
+    accept_terms: bool
+
+
+class EnrollmentView(Frozen):
+    """An enrollment as the API, the portal and the `status` query show it."""
+
+    id: str
+    status: EnrollmentStatus
+    service_end_date: date
+    member_type: MemberType
+    display_users_purchased: bool
+    users_purchased: int | None
+    organization_name: str
+    corporate_contact_email: str
+    reseller_account_id: str | None
+    created_at: datetime
+    created_by: str | None = None
+    expires_at: datetime | None = None
+    reminders_sent: int = 0
+    invitation_sent_at: datetime | None = None
+    account_id: str | None = None
+    link_version: int = 0
+    form: ContactForm | None = None
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+
+
+class RecordEnrollment(Frozen):
+    """Write the read model of an enrollment, plus one timeline event keyed for idempotency."""
+
+    view: EnrollmentView
+    event_key: str
+    event: TimelineEvent
+    release_claim: bool = False
+
+
+class EmailKind(StrEnum):
+    invitation = "invitation"
+    reminder = "reminder"
+    expired = "expired"
+    submitted = "submitted"
+    submitted_csm = "submitted_csm"
+    contact_changed = "contact_changed"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class EmailRequest(Frozen):
+    """One email to send; `key` (workflow id + activity id) makes the send idempotent."""
+
+    key: str
+    kind: EmailKind
+    enrollment: EnrollmentView
+    to: list[str]
+    link_version: int | None = None
+    reason: str | None = None
+
+
+class EmailResult(Frozen):
+    sent_at: datetime
+    message_id: str
+
+
+class LinkRequest(Frozen):
+    """Open (or kill) the form link of one link version of an enrollment."""
+
+    enrollment_id: str
+    link_version: int
+
+
+class ValidateEnrollment(Frozen):
+    """`validate`'s argument: the fields, and the enrollment they belong to (it may hold its own name)."""
+
+    enrollment_id: str
+    fields: AccountFields
+
+
+class FieldError(Frozen):
+    field: str
+    message: str
+
+
+class SubmitForm(Frozen):
+    """The contact's completed form, for the link version their link carries."""
+
+    link_version: int
+    form: ContactForm
+
+
+class CsmAction(Frozen):
+    """Resend or delete: who asked and why."""
+
+    actor: Actor
+    audit_note: str
+
+
+class EditEnrollment(Frozen):
+    """PATCH: the fields after the edit, why, and whether to invite a changed contact now."""
+
+    actor: Actor
+    fields: AccountFields
+    audit_note: str
+    send_invitation: bool = True
+
+
+class ReviewAction(Frozen):
+    """Start review, approve or reject (a rejection carries its reason)."""
+
+    actor: Actor
+    audit_note: str
+    reason: str | None = None
+
+
+class AccountInput(Frozen):
+    """The single argument of MemberAccountWorkflow."""
+
+    account_id: str
+    enrollment_id: str
+    fields: AccountFields
+    form: ContactForm | None
+    created_by: Actor
+    service_start_date: date
+    warning_offsets: list[float] = Field(default_factory=list)

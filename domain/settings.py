@@ -1,0 +1,132 @@
+"""Every setting of the product, read from `ENROLL_*` environment variables and `.env`.
+
+DESIGN.md's settings table is the contract; this class is its only implementation.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+DEFAULT_FREE_MAIL_DOMAINS = (
+    "gmail.com,googlemail.com,yahoo.com,yahoo.co.uk,hotmail.com,outlook.com,live.com,msn.com,"
+    "aol.com,icloud.com,me.com,mail.com,gmx.com,gmx.net,gmx.de,web.de,yandex.com,yandex.ru,"
+    "proton.me,protonmail.com,zoho.com,qq.com,163.com,126.com"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `4h`, `3d` → timedelta; anything else is a ValueError naming the text."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 4h or 3d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_durations(text: str) -> list[timedelta]:
+    """A comma-separated list of durations, sorted; empty text is an empty list."""
+    return sorted(parse_duration(part) for part in text.split(",") if part.strip())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ENROLL_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./.enroll")
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    task_queue: str = "enrollment"
+    database_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    mail_from: str = "enrollment@localhost"
+    public_url: str = "http://127.0.0.1:8000"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    secret_key: str | None = None
+    reminders: str = "3d,7d"
+    enrollment_ttl: str = "14d"
+    service_end_warnings: str = "30d,7d,1d"
+    free_mail_domains: str = DEFAULT_FREE_MAIL_DOMAINS
+    temporal_ui_url: str = Field(default="http://127.0.0.1:8233")
+    dev_mailbox: bool = False
+
+    @field_validator("reminders", "service_end_warnings")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        parse_durations(value)
+        return value
+
+    @field_validator("enrollment_ttl")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @field_validator("public_url", "temporal_ui_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def reminder_offsets(self) -> list[timedelta]:
+        return parse_durations(self.reminders)
+
+    @property
+    def ttl(self) -> timedelta:
+        return parse_duration(self.enrollment_ttl)
+
+    @property
+    def warning_offsets(self) -> list[timedelta]:
+        return parse_durations(self.service_end_warnings)
+
+    @property
+    def free_mail(self) -> frozenset[str]:
+        return frozenset(d.strip().lower() for d in self.free_mail_domains.split(",") if d.strip())
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'enroll.db'}"
+
+    @property
+    def effective_temporal_address(self) -> str:
+        return self.temporal_address or "127.0.0.1:7233"
+
+    @property
+    def effective_smtp_host(self) -> str:
+        return self.smtp_host or "127.0.0.1"
+
+    @property
+    def mailbox_dir(self) -> Path:
+        return self.data_dir / "mailbox"
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        """ENROLL_SECRET_KEY, or a key generated once into the data dir and reused after."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,43 @@
+"""The FastAPI application: the JSON API under /api, health, and (when embedded) the dev mailbox."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from domain.settings import Settings
+from starter.api.routes import enrollments, health
+from starter.service import InvalidInput, ServiceError
+
+
+def _field_of(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Member Account Enrollment",
+        description="Create member accounts and follow each enrollment to its end.",
+        version="0.1.0",
+    )
+    app.state.settings = settings or Settings()
+    app.state.temporal = None
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return JSONResponse({"errors": [e.model_dump() for e in exc.errors]}, status_code=422)
+
+    @app.exception_handler(ServiceError)
+    async def _refused(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"errors": errors}, status_code=422)
+
+    app.include_router(health.router)
+    app.include_router(enrollments.router)
+    return app

@@ -1,0 +1,97 @@
+"""What routes need, as `Annotated` aliases: settings, the Temporal client, the service, the current user."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+
+from domain.models import Actor, Role
+from domain.settings import Settings
+from starter.service import EnrollmentService
+from starter.temporal import connect
+from store import users
+from store.tables import User
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_client_lock = asyncio.Lock()
+
+
+async def get_client(request: Request) -> Client:
+    """The app's Temporal client, connected on first use (the API starts even while Temporal is down)."""
+    state = request.app.state
+    if getattr(state, "temporal", None) is None:
+        async with _client_lock:
+            if getattr(state, "temporal", None) is None:
+                try:
+                    state.temporal = await connect(state.settings)
+                except RuntimeError as exc:
+                    raise HTTPException(
+                        status.HTTP_503_SERVICE_UNAVAILABLE, "Temporal is not reachable; try again shortly."
+                    ) from exc
+    client: Client = state.temporal
+    return client
+
+
+ClientDep = Annotated[Client, Depends(get_client)]
+
+
+def get_service(settings: SettingsDep, client: ClientDep) -> EnrollmentService:
+    return EnrollmentService(settings, client)
+
+
+ServiceDep = Annotated[EnrollmentService, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def current_user(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Sign in: send an API token as 'Authorization: Bearer <token>' (enroll tokens create EMAIL).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = await users.user_for_token(settings.effective_database_url, credentials.credentials)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "The API token is unknown, revoked or expired.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+STAFF = frozenset({Role.admin, Role.csm, Role.sales, Role.reviewer})
+CREATORS = frozenset({Role.admin, Role.csm, Role.sales})
+
+
+def require(roles: frozenset[Role], what: str) -> object:
+    async def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"Your role ({user.role}) may not {what}.")
+        return user
+
+    return Depends(check)
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user_id=user.id, email=user.email, kind=user.role)
+
+
+Creator = Annotated[User, require(CREATORS, "create enrollments")]
+Staff = Annotated[User, require(STAFF, "see enrollments")]

@@ -1,0 +1,244 @@
+"""`enroll`: the stack (`up`, `worker`, `api`), users and tokens, and enrollments from the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from domain.models import EnrollmentStatus, EnrollmentView, MemberType, Role
+from domain.settings import Settings
+from store import users as user_store
+from store.db import dispose_all
+from store.migrate import upgrade_to_head
+
+app = typer.Typer(help="Member Account Enrollment.", no_args_is_help=True, add_completion=False)
+users_app = typer.Typer(help="Manage the people who sign in.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage API bearer tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+    """Run one async job against the migrated store, and close its connections after."""
+    settings = Settings()
+    upgrade_to_head(settings.effective_database_url)
+
+    async def job() -> T:
+        try:
+            return await make(settings)
+        finally:
+            await dispose_all()
+
+    return asyncio.run(job())
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def up() -> None:
+    """Run the whole stack on embedded defaults (Temporal dev server + UI, worker, API, dev mail sink)."""
+    from starter.devstack import run_up
+
+    raise typer.Exit(run_up(Settings()))
+
+
+@app.command()
+def worker() -> None:
+    """Run the worker (workflows and activities) until Ctrl-C."""
+    from worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(Settings()))
+
+
+@app.command()
+def api() -> None:
+    """Run the API and portal until Ctrl-C."""
+    import uvicorn
+
+    from starter.api.app import create_app
+
+    settings = Settings()
+    upgrade_to_head(settings.effective_database_url)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+@users_app.command("add")
+def users_add(
+    email: str,
+    role: Annotated[Role, typer.Option(help="admin, csm, sales, reviewer, reseller or customer")],
+    account: Annotated[str | None, typer.Option(help="member account id (reseller and customer users)")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Add a user who can sign in to the portal and get API tokens."""
+    if not password_stdin:
+        raise _fail("pass the password on standard input with --password-stdin", 2)
+    password = sys.stdin.readline().rstrip("\r\n")
+
+    async def add(settings: Settings) -> None:
+        user = await user_store.add_user(
+            settings.effective_database_url, email=email, role=role, password=password, account_id=account
+        )
+        console.print(f"added {user.email} ({user.role})", highlight=False)
+
+    try:
+        _run(add)
+    except user_store.UserError as exc:
+        raise _fail(str(exc), 2) from exc
+
+
+@tokens_app.command("create")
+def tokens_create(email: str) -> None:
+    """Create an API bearer token for a user; the token is printed alone on the last line, once."""
+
+    async def create(settings: Settings) -> str:
+        return await user_store.create_token(settings.effective_database_url, email)
+
+    try:
+        token = _run(create)
+    except user_store.UserError as exc:
+        raise _fail(str(exc), 2) from exc
+    console.print("Keep this token secret; it is not shown again.", highlight=False)
+    print(token)
+
+
+def _with_service(job: Callable[[Any], Awaitable[T]]) -> T:
+    async def make(settings: Settings) -> T:
+        from starter.service import EnrollmentService
+        from starter.temporal import connect
+
+        return await job(EnrollmentService(settings, await connect(settings)))
+
+    return _run(make)
+
+
+@app.command()
+def create(
+    as_: Annotated[str, typer.Option("--as", help="email of the CSM, sales or admin user creating it")],
+    organization: Annotated[str, typer.Option(help="full legal name of the organization")],
+    member_type: Annotated[MemberType, typer.Option("--type", help="customer, reseller or manufacturer")],
+    contact: Annotated[str, typer.Option(help="the corporate contact's email")],
+    end_date: Annotated[str, typer.Option(help="service end date, YYYY-MM-DD (after today)")],
+    display_users_purchased: Annotated[bool, typer.Option(help="customers: show users purchased")] = False,
+    users_purchased: Annotated[int | None, typer.Option(help="cumulative users purchased")] = None,
+    reseller: Annotated[str | None, typer.Option(help="the reseller's member account id")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="same key → same enrollment")] = None,
+) -> None:
+    """Create a member account and start its enrollment (emails the corporate contact)."""
+    from domain.models import Actor
+    from starter.service import ServiceError
+
+    raw: dict[str, Any] = {
+        "service_end_date": end_date,
+        "member_type": member_type.value,
+        "display_users_purchased": display_users_purchased,
+        "users_purchased": users_purchased,
+        "organization_name": organization,
+        "corporate_contact_email": contact,
+        "reseller_account_id": reseller,
+    }
+
+    async def job(service: Any) -> EnrollmentView:
+        user = await user_store.user_by_email(service.url, as_)
+        if user is None or user.disabled or user.role not in (Role.admin, Role.csm, Role.sales):
+            raise _fail(f"--as {as_}: not an enabled admin, csm or sales user", 2)
+        actor = Actor(user_id=user.id, email=user.email, kind=user.role)
+        view, _ = await service.create(raw, actor, user_id=user.id, idempotency_key=idempotency_key)
+        return view  # type: ignore[no-any-return]
+
+    try:
+        view = _with_service(job)
+    except ServiceError as exc:
+        for line in getattr(exc, "errors", None) or []:
+            errors.print(f"  {line.field}: {line.message}", highlight=False)
+        raise _fail(exc.message, 2) from exc
+    _show(view)
+
+
+@app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option(help="New, Pending Review, In Review, Approved, ...")] = None,
+    member_type: Annotated[MemberType | None, typer.Option("--type")] = None,
+    q: Annotated[str | None, typer.Option(help="part of the organization name")] = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> None:
+    """The Member Account Enrollments table, newest first."""
+    try:
+        wanted = EnrollmentStatus(status) if status else None
+    except ValueError as exc:
+        raise _fail(f"--status must be one of {', '.join(s.value for s in EnrollmentStatus)}", 2) from exc
+
+    async def job(service: Any) -> tuple[list[EnrollmentView], str | None]:
+        return await service.list(status=wanted, member_type=member_type, q=q, limit=limit, cursor=cursor)  # type: ignore[no-any-return]
+
+    items, next_cursor = _with_service(job)
+    table = Table("ID", "Organization", "Type", "Status", "Corporate contact", "Created", "Form due")
+    for v in items:
+        table.add_row(
+            v.id,
+            v.organization_name,
+            v.member_type.value,
+            v.status.value,
+            v.corporate_contact_email,
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+            f"{v.expires_at:%Y-%m-%d %H:%M}" if v.expires_at and v.status == EnrollmentStatus.new else "",
+        )
+    console.print(table)
+    if next_cursor:
+        console.print(f"more: enroll list --cursor {next_cursor}", highlight=False)
+
+
+@app.command()
+def show(enrollment_id: str) -> None:
+    """One enrollment with its timeline."""
+    from starter.service import ServiceError
+
+    async def job(service: Any) -> EnrollmentView:
+        return await service.get(enrollment_id)  # type: ignore[no-any-return]
+
+    try:
+        _show(_with_service(job))
+    except ServiceError as exc:
+        raise _fail(exc.message, 1) from exc
+
+
+def _show(view: EnrollmentView) -> None:
+    table = Table(show_header=False, box=None)
+    for label, value in [
+        ("id", view.id),
+        ("status", view.status.value),
+        ("organization", view.organization_name),
+        ("member type", view.member_type.value),
+        ("corporate contact", view.corporate_contact_email),
+        ("service end date", view.service_end_date.isoformat()),
+        ("users purchased", str(view.users_purchased) if view.display_users_purchased else "not displayed"),
+        ("reseller account", view.reseller_account_id or ""),
+        ("created", f"{view.created_at:%Y-%m-%d %H:%M:%S} UTC by {view.created_by or ''}"),
+        ("form due", f"{view.expires_at:%Y-%m-%d %H:%M:%S} UTC" if view.expires_at else ""),
+        ("reminders sent", str(view.reminders_sent)),
+        ("account", view.account_id or ""),
+    ]:
+        table.add_row(f"[bold]{label}[/bold]", value)
+    console.print(table)
+    for event in view.timeline:
+        note = f" — {event.note}" if event.note else ""
+        console.print(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.event} ({event.actor}){note}", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,55 @@
+"""Engines and sessions for the store: SQLite (aiosqlite) by default, PostgreSQL (asyncpg) in production."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+_engines: dict[str, AsyncEngine] = {}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the API read while the worker writes; the busy timeout rides out the short write locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def engine_for(url: str) -> AsyncEngine:
+    """One engine per database URL per process."""
+    if url not in _engines:
+        if url.startswith("sqlite"):
+            engine = create_async_engine(url)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        _engines[url] = engine
+    return _engines[url]
+
+
+def sessionmaker_for(url: str) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(url: str) -> AsyncIterator[AsyncSession]:
+    """A session in one transaction: committed when the block ends, rolled back on an error."""
+    async with sessionmaker_for(url)() as session, session.begin():
+        yield session
+
+
+async def dispose_all() -> None:
+    for engine in list(_engines.values()):
+        await engine.dispose()
+    _engines.clear()

@@ -1,0 +1,174 @@
+"""The store's schema: the portal's read model, users and tokens, form links, the outbox.
+
+Alembic owns the schema (store/alembic/versions); this module is what the code queries.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (which drops the zone) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        from datetime import UTC
+
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, date: Date, dict[str, Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    organization_name: Mapped[str] = mapped_column(String(200))
+    organization_key: Mapped[str] = mapped_column(String(200), index=True)
+    member_type: Mapped[str] = mapped_column(String(16))
+    service_end_date: Mapped[date]
+    display_users_purchased: Mapped[bool] = mapped_column(Boolean)
+    users_purchased: Mapped[int | None] = mapped_column(Integer)
+    corporate_contact_email: Mapped[str] = mapped_column(String(254))
+    reseller_account_id: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    invitation_sent_at: Mapped[datetime | None]
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    link_version: Mapped[int] = mapped_column(Integer, default=0)
+    form: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_enrollments_created", "created_at", "id"),
+        Index("ix_enrollments_status_created", "status", "created_at", "id"),
+        Index("ix_enrollments_type_created", "member_type", "created_at", "id"),
+    )
+
+
+class OrganizationClaim(Base):
+    """One open enrollment or live account per organization: the primary key is the guard."""
+
+    __tablename__ = "organization_claims"
+    organization_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    enrollment_id: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime]
+
+
+class TimelineEntry(Base):
+    __tablename__ = "timeline"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    enrollment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(254))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class FormLink(Base):
+    """A form link by the SHA-256 of its token; the token itself is stored nowhere."""
+
+    __tablename__ = "form_links"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enrollment_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    dead_at: Mapped[datetime | None]
+
+
+class OutboxEmail(Base):
+    """Every email the product sends, keyed by workflow id + activity id so a retry never mails twice."""
+
+    __tablename__ = "outbox"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    enrollment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipients: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Account(Base):
+    """A member account: the read model of one MemberAccountWorkflow."""
+
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enrollment_id: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    organization_name: Mapped[str] = mapped_column(String(200))
+    organization_key: Mapped[str] = mapped_column(String(200), index=True)
+    member_type: Mapped[str] = mapped_column(String(16))
+    service_start_date: Mapped[date]
+    service_end_date: Mapped[date]
+    display_users_purchased: Mapped[bool] = mapped_column(Boolean)
+    users_purchased: Mapped[int | None] = mapped_column(Integer)
+    users_existing: Mapped[int | None] = mapped_column(Integer)
+    users_reported_at: Mapped[datetime | None]
+    reseller_account_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    contacts: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_accounts_created", "created_at", "id"),
+        Index("ix_accounts_status_created", "status", "created_at", "id"),
+    )

@@ -1,0 +1,55 @@
+"""The worker: runs EnrollmentWorkflow and MemberAccountWorkflow and their activities on `enrollment`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+import pydantic
+from temporalio.worker import Worker
+
+from activities.enrollment import EnrollmentActivities
+from domain.settings import Settings
+from starter.temporal import connect
+from store.migrate import upgrade_to_head
+from workflows.enrollment import EnrollmentWorkflow
+
+
+async def build_worker(settings: Settings) -> Worker:
+    client = await connect(settings)
+    enrollment = EnrollmentActivities(settings)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[EnrollmentWorkflow],
+        activities=[
+            enrollment.validate,
+            enrollment.persist,
+            enrollment.record,
+            enrollment.send_invitation,
+            enrollment.send_email,
+            enrollment.close_form_links,
+        ],
+        # A payload that does not fit its model fails the run at once instead of retrying forever.
+        workflow_failure_exception_types=[pydantic.ValidationError],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    upgrade_to_head(settings.effective_database_url)
+    worker = await build_worker(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
+    async with worker:
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(Settings()))
