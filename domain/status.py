@@ -16,9 +16,9 @@ S = EnrollmentStatus
 class EnrollmentAction(StrEnum):
     submit_form = "submit the form"
     edit = "edit"
-    resend = "resend the invitation"
+    resend = "resend the invitation of"
     cancel = "delete"
-    start_review = "start the review"
+    start_review = "start the review of"
     approve = "approve"
     reject = "reject"
 
@@ -82,7 +82,7 @@ _ACCOUNT_ALLOWED: dict[AccountAction, frozenset[AccountStatus]] = {
 def account_refusal(status: AccountStatus, action: AccountAction) -> str | None:
     if status in _ACCOUNT_ALLOWED[action]:
         return None
-    if action == AccountAction.delete:
-        return f"Cannot delete a member account that is {status.value}; suspend it first."
+    if action == AccountAction.delete and status == A.active:
+        return "Cannot delete an Active member account; suspend it first."
     allowed = " or ".join(sorted(s.value for s in _ACCOUNT_ALLOWED[action]))
     return f"Cannot {action.value} a member account that is {status.value}; that needs status {allowed}."
