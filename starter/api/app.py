@@ -7,7 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from domain.settings import Settings
-from starter.api.routes import enrollments, health
+from starter.api.pages import static_files
+from starter.api.routes import dev_mailbox, enrollments, health
 from starter.service import InvalidInput, ServiceError
 
 
@@ -40,4 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(enrollments.router)
+    app.mount("/static", static_files, name="static")
+    if app.state.settings.dev_mailbox:
+        app.include_router(dev_mailbox.router)
     return app
