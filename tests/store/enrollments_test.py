@@ -1,0 +1,385 @@
+"""The enrollments read model on SQLite and PostgreSQL: upserts, timelines, organization claims, the list."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.models import (
+    EnrollmentStatus,
+    EnrollmentView,
+    MemberType,
+    RecordEnrollment,
+    TimelineEvent,
+)
+from store.enrollments import (
+    BadCursor,
+    OrganizationTaken,
+    decode_cursor,
+    encode_cursor,
+    find_claim,
+    get_enrollment,
+    list_enrollments,
+    record_enrollment,
+)
+
+S = EnrollmentStatus
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def view(
+    enrollment_id: str,
+    name: str = "Acme Widgets Ltd",
+    *,
+    status: EnrollmentStatus = S.new,
+    member_type: MemberType = MemberType.customer,
+    created_at: datetime = T0,
+    **extra: object,
+) -> EnrollmentView:
+    return EnrollmentView.model_validate(
+        {
+            "id": enrollment_id,
+            "status": status,
+            "service_end_date": date(2030, 1, 1),
+            "member_type": member_type,
+            "display_users_purchased": member_type == MemberType.customer,
+            "users_purchased": 100 if member_type == MemberType.customer else None,
+            "organization_name": name,
+            "corporate_contact_email": "pat@acme.example",
+            "reseller_account_id": None,
+            "created_at": created_at,
+            "created_by": "csm@provider.example",
+            **extra,
+        }
+    )
+
+
+def record(
+    v: EnrollmentView,
+    key: str,
+    *,
+    event: str = "created",
+    at: datetime | None = None,
+    note: str | None = None,
+    release_claim: bool = False,
+) -> RecordEnrollment:
+    return RecordEnrollment(
+        view=v,
+        event_key=key,
+        event=TimelineEvent(at=at or v.created_at, event=event, actor="csm@provider.example", note=note),
+        release_claim=release_claim,
+    )
+
+
+async def test_a_recorded_enrollment_reads_back(database_url: str) -> None:
+    v = view("e1", expires_at=T0 + timedelta(days=14), reminders_sent=1, link_version=2)
+    await record_enrollment(database_url, record(v, "e1/created"))
+    got = await get_enrollment(database_url, "e1")
+    assert got is not None
+    assert got.model_dump(exclude={"timeline"}) == v.model_dump(exclude={"timeline"})
+    assert [(t.event, t.at) for t in got.timeline] == [("created", T0)]
+
+
+async def test_an_unknown_enrollment_is_none(database_url: str) -> None:
+    assert await get_enrollment(database_url, "nope") is None
+
+
+async def test_recording_the_same_event_twice_adds_it_once(database_url: str) -> None:
+    rec = record(view("e1"), "enrollment-e1/1")
+    await record_enrollment(database_url, rec)
+    await record_enrollment(database_url, rec)
+    got = await get_enrollment(database_url, "e1")
+    assert got is not None
+    assert [t.event for t in got.timeline] == ["created"]
+    items, _ = await list_enrollments(database_url)
+    assert [i.id for i in items] == ["e1"]
+
+
+async def test_recording_again_updates_the_row_and_adds_the_new_event(database_url: str) -> None:
+    await record_enrollment(database_url, record(view("e1"), "k1"))
+    later = view("e1", status=S.pending_review, reminders_sent=2, corporate_contact_email="sam@acme.example")
+    await record_enrollment(database_url, record(later, "k2", event="form submitted", at=T0 + timedelta(days=3)))
+    # A retried activity re-records the second event: nothing changes.
+    await record_enrollment(database_url, record(later, "k2", event="form submitted", at=T0 + timedelta(days=3)))
+    got = await get_enrollment(database_url, "e1")
+    assert got is not None
+    assert got.status == S.pending_review
+    assert got.reminders_sent == 2
+    assert got.corporate_contact_email == "sam@acme.example"
+    assert [t.event for t in got.timeline] == ["created", "form submitted"]
+
+
+async def test_the_timeline_comes_back_in_order(database_url: str) -> None:
+    v = view("e1")
+    events = [
+        ("reminder sent", T0 + timedelta(days=3)),
+        ("created", T0),
+        ("invitation sent", T0 + timedelta(seconds=1)),
+        ("edited", T0 + timedelta(days=3)),  # same instant as the reminder: written after it
+        ("form submitted", T0 + timedelta(days=5)),
+    ]
+    for i, (event, at) in enumerate(events):
+        await record_enrollment(database_url, record(v, f"k{i}", event=event, at=at, note=f"note {i}"))
+    got = await get_enrollment(database_url, "e1")
+    assert got is not None
+    assert [(t.event, t.at) for t in got.timeline] == [
+        ("created", T0),
+        ("invitation sent", T0 + timedelta(seconds=1)),
+        ("reminder sent", T0 + timedelta(days=3)),
+        ("edited", T0 + timedelta(days=3)),
+        ("form submitted", T0 + timedelta(days=5)),
+    ]
+    assert got.timeline[0].note == "note 1"
+    assert got.timeline[0].actor == "csm@provider.example"
+
+
+async def test_timelines_of_enrollments_do_not_mix(database_url: str) -> None:
+    await record_enrollment(database_url, record(view("e1", "Acme"), "e1/1"))
+    await record_enrollment(database_url, record(view("e2", "Beta"), "e2/1", event="other"))
+    one = await get_enrollment(database_url, "e1")
+    two = await get_enrollment(database_url, "e2")
+    assert one is not None and two is not None
+    assert [t.event for t in one.timeline] == ["created"]
+    assert [t.event for t in two.timeline] == ["other"]
+
+
+# -- the organization claim --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("other_name", ["Acme Widgets Ltd", "ACME WIDGETS LTD", "  acme   widgets\tltd "])
+async def test_a_second_enrollment_of_the_same_organization_is_refused(database_url: str, other_name: str) -> None:
+    await record_enrollment(database_url, record(view("e1", "Acme Widgets Ltd"), "e1/1"))
+    with pytest.raises(OrganizationTaken) as taken:
+        await record_enrollment(database_url, record(view("e2", other_name), "e2/1"))
+    assert taken.value.enrollment_id == "e1"
+    assert await get_enrollment(database_url, "e2") is None
+    assert await find_claim(database_url, other_name) == "e1"
+
+
+async def test_different_organizations_do_not_clash(database_url: str) -> None:
+    await record_enrollment(database_url, record(view("e1", "Acme Widgets Ltd"), "e1/1"))
+    await record_enrollment(database_url, record(view("e2", "Acme Widgets Inc"), "e2/1"))
+    assert await find_claim(database_url, "acme widgets inc") == "e2"
+    assert await find_claim(database_url, "Nobody Ltd") is None
+
+
+async def test_an_enrollment_keeps_its_own_claim_as_it_moves_on(database_url: str) -> None:
+    for i, status in enumerate([S.new, S.pending_review, S.in_review, S.approved]):
+        await record_enrollment(database_url, record(view("e1", status=status), f"e1/{i}"))
+    # Approved: the live account still holds the name.
+    with pytest.raises(OrganizationTaken):
+        await record_enrollment(database_url, record(view("e2"), "e2/1"))
+
+
+@pytest.mark.parametrize("final", [S.cancelled, S.rejected])
+async def test_a_cancelled_or_rejected_enrollment_releases_the_name(database_url: str, final: EnrollmentStatus) -> None:
+    await record_enrollment(database_url, record(view("e1"), "e1/1"))
+    await record_enrollment(database_url, record(view("e1", status=final), "e1/2"))
+    assert await find_claim(database_url, "Acme Widgets Ltd") is None
+    await record_enrollment(database_url, record(view("e2", "acme widgets ltd"), "e2/1"))
+    assert await find_claim(database_url, "Acme Widgets Ltd") == "e2"
+
+
+@pytest.mark.parametrize("still_open", [S.pending_review, S.in_review, S.expired])
+async def test_an_open_or_expired_enrollment_keeps_the_name(database_url: str, still_open: EnrollmentStatus) -> None:
+    await record_enrollment(database_url, record(view("e1"), "e1/1"))
+    await record_enrollment(database_url, record(view("e1", status=still_open), "e1/2"))
+    with pytest.raises(OrganizationTaken):
+        await record_enrollment(database_url, record(view("e2"), "e2/1"))
+
+
+async def test_release_claim_frees_the_name(database_url: str) -> None:
+    await record_enrollment(database_url, record(view("e1"), "e1/1"))
+    await record_enrollment(database_url, record(view("e1", status=S.expired), "e1/2", release_claim=True))
+    assert await find_claim(database_url, "Acme Widgets Ltd") is None
+    await record_enrollment(database_url, record(view("e2"), "e2/1"))
+    got = await get_enrollment(database_url, "e1")
+    assert got is not None and got.status == S.expired
+
+
+async def test_renaming_moves_the_claim(database_url: str) -> None:
+    await record_enrollment(database_url, record(view("e1", "Acme Widgets Ltd"), "e1/1"))
+    await record_enrollment(database_url, record(view("e1", "Acme Gadgets Ltd"), "e1/2", event="edited"))
+    assert await find_claim(database_url, "Acme Widgets Ltd") is None
+    assert await find_claim(database_url, "Acme Gadgets Ltd") == "e1"
+    await record_enrollment(database_url, record(view("e2", "Acme Widgets Ltd"), "e2/1"))
+
+
+async def test_a_refused_rename_changes_nothing(database_url: str) -> None:
+    await record_enrollment(database_url, record(view("e1", "Acme"), "e1/1"))
+    await record_enrollment(database_url, record(view("e2", "Beta"), "e2/1"))
+    with pytest.raises(OrganizationTaken):
+        await record_enrollment(database_url, record(view("e2", "ACME"), "e2/2", event="edited"))
+    got = await get_enrollment(database_url, "e2")
+    assert got is not None
+    assert got.organization_name == "Beta"
+    assert [t.event for t in got.timeline] == ["created"]
+    assert await find_claim(database_url, "Beta") == "e2"
+
+
+# -- the list ------------------------------------------------------------------------------------------------------
+
+
+async def test_list_filters_by_status_type_and_name(database_url: str) -> None:
+    rows = [
+        ("e1", "Acme Widgets Ltd", S.new, MemberType.customer),
+        ("e2", "Beta Resellers", S.pending_review, MemberType.reseller),
+        ("e3", "Gamma Tokens", S.new, MemberType.manufacturer),
+        ("e4", "ACME Gadgets", S.cancelled, MemberType.customer),
+        ("e5", "Delta Widgets", S.new, MemberType.reseller),
+    ]
+    for i, (eid, name, status, kind) in enumerate(rows):
+        v = view(eid, name, status=status, member_type=kind, created_at=T0 + timedelta(minutes=i))
+        await record_enrollment(database_url, record(v, f"{eid}/1"))
+
+    async def ids(**filters: object) -> list[str]:
+        items, cursor = await list_enrollments(database_url, **filters)  # type: ignore[arg-type]
+        assert cursor is None
+        return [i.id for i in items]
+
+    assert await ids() == ["e5", "e4", "e3", "e2", "e1"]
+    assert await ids(status=S.new) == ["e5", "e3", "e1"]
+    assert await ids(status=S.approved) == []
+    assert await ids(member_type="customer") == ["e4", "e1"]
+    assert await ids(member_type="reseller", status=S.new) == ["e5"]
+    assert await ids(q="acme") == ["e4", "e1"]
+    assert await ids(q="ACME g") == ["e4"]
+    assert await ids(q="widgets") == ["e5", "e1"]
+    assert await ids(q="  Widgets   LTD ") == ["e1"]
+    assert await ids(q="idget") == ["e5", "e1"]
+    assert await ids(q="widgets", member_type="customer") == ["e1"]
+    assert await ids(q="zzz") == []
+    items, _ = await list_enrollments(database_url, status=S.pending_review)
+    assert items[0].organization_name == "Beta Resellers"
+    assert items[0].timeline == []
+
+
+async def test_wildcards_in_the_search_are_literal(database_url: str) -> None:
+    names = ["100% Cotton", "1000 Cotton", "A_B Corp", "AxB Corp", "Back\\Slash Ltd", "Backslash Ltd"]
+    for i, name in enumerate(names):
+        await record_enrollment(
+            database_url, record(view(f"e{i}", name, created_at=T0 + timedelta(minutes=i)), f"k{i}")
+        )
+
+    async def names_for(q: str) -> list[str]:
+        items, _ = await list_enrollments(database_url, q=q)
+        return sorted(i.organization_name for i in items)
+
+    assert await names_for("%") == ["100% Cotton"]
+    assert await names_for("0% c") == ["100% Cotton"]
+    assert await names_for("_") == ["A_B Corp"]
+    assert await names_for("a_b") == ["A_B Corp"]
+    assert await names_for("\\") == ["Back\\Slash Ltd"]
+    assert await names_for("%%") == []
+    assert await names_for("cotton") == ["100% Cotton", "1000 Cotton"]
+
+
+@pytest.mark.parametrize("limit", [1, 4, 7, 25, 100])
+async def test_pages_walk_every_row_exactly_once_newest_first(database_url: str, limit: int) -> None:
+    # 25 enrollments; groups of them share a created_at, so the id breaks the tie.
+    expected: list[tuple[datetime, str]] = []
+    for i in range(25):
+        at = T0 + timedelta(seconds=(i // 3) * 10)
+        eid = f"e{(i * 7) % 25:02d}"  # ids not in creation order
+        expected.append((at, eid))
+        await record_enrollment(database_url, record(view(eid, f"Org {eid}", created_at=at), f"{eid}/1"))
+    expected.sort(reverse=True)
+
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        items, cursor = await list_enrollments(database_url, limit=limit, cursor=cursor)
+        pages += 1
+        assert len(items) <= limit
+        seen += [i.id for i in items]
+        if cursor is None:
+            break
+        assert len(items) == limit
+        assert pages <= 25
+    assert seen == [eid for _, eid in expected]
+    assert pages == max(1, -(-25 // limit))
+
+
+async def test_pages_respect_filters(database_url: str) -> None:
+    for i in range(12):
+        status = S.new if i % 3 else S.pending_review
+        v = view(f"e{i:02d}", f"Org {i}", status=status, created_at=T0 + timedelta(seconds=i // 2))
+        await record_enrollment(database_url, record(v, f"k{i}"))
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        items, cursor = await list_enrollments(database_url, status=S.new, limit=3, cursor=cursor)
+        assert all(i.status == S.new for i in items)
+        seen += [i.id for i in items]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(f"e{i:02d}" for i in range(12) if i % 3)
+    assert len(seen) == len(set(seen))
+
+
+async def test_a_last_page_that_is_exactly_full_has_no_next_cursor(database_url: str) -> None:
+    for i in range(4):
+        await record_enrollment(database_url, record(view(f"e{i}", f"Org {i}", created_at=T0 + timedelta(i)), f"k{i}"))
+    items, cursor = await list_enrollments(database_url, limit=2)
+    assert cursor is not None
+    items, cursor = await list_enrollments(database_url, limit=2, cursor=cursor)
+    assert [i.id for i in items] == ["e1", "e0"]
+    assert cursor is None
+
+
+async def test_an_empty_list(database_url: str) -> None:
+    assert await list_enrollments(database_url) == ([], None)
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "!!!!",
+        "é",
+        base64.urlsafe_b64encode(b"not json").decode(),
+        base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00", "e1"]).encode()).decode(),  # no time zone
+        base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", 5]).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps(["yesterday", "e1"]).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps({"at": 1}).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps(None).encode()).decode(),
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    ],
+)
+async def test_a_garbage_cursor_is_refused(database_url: str, cursor: str) -> None:
+    await record_enrollment(database_url, record(view("e1"), "k1"))
+    with pytest.raises(BadCursor):
+        await list_enrollments(database_url, cursor=cursor)
+
+
+def test_a_cursor_round_trips() -> None:
+    at = datetime(2026, 11, 25, 13, 45, 1, 123456, tzinfo=UTC)
+    assert decode_cursor(encode_cursor(at, "e-42")) == (at, "e-42")
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(st.text(max_size=80))
+def test_any_cursor_decodes_or_is_refused(cursor: str) -> None:
+    try:
+        at, row_id = decode_cursor(cursor)
+    except BadCursor:
+        return
+    assert at.tzinfo is not None
+    assert isinstance(row_id, str)
+
+
+async def test_times_come_back_as_the_same_instant(database_url: str) -> None:
+    paris = timezone(timedelta(hours=2))
+    at = datetime(2026, 11, 1, 12, 0, tzinfo=paris)
+    await record_enrollment(database_url, record(view("e1", created_at=at, expires_at=at + timedelta(days=14)), "k1"))
+    got = await get_enrollment(database_url, "e1")
+    assert got is not None
+    assert got.created_at == at
+    assert got.expires_at == at + timedelta(days=14)
+    assert got.timeline[0].at == at

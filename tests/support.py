@@ -1,0 +1,25 @@
+"""Helpers shared by the test packages (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from domain.settings import Settings
+
+
+def make_settings(
+    tmp_path: Path, *, database_url: str, temporal_address: str, smtp_port: int, task_queue: str, **extra: Any
+) -> Settings:
+    return Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        temporal_address=temporal_address,
+        task_queue=task_queue,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        secret_key="test-secret-key-not-for-production",
+        public_url="http://testserver",
+        **extra,
+    )
