@@ -14,6 +14,7 @@ from activities.enrollment import EnrollmentActivities
 from domain.settings import Settings
 from starter.temporal import connect
 from store.migrate import upgrade_to_head
+from workflows.account import MemberAccountWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 
 
@@ -23,7 +24,7 @@ async def build_worker(settings: Settings) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[EnrollmentWorkflow],
+        workflows=[EnrollmentWorkflow, MemberAccountWorkflow],
         activities=[
             enrollment.validate,
             enrollment.persist,
@@ -31,6 +32,7 @@ async def build_worker(settings: Settings) -> Worker:
             enrollment.send_invitation,
             enrollment.send_email,
             enrollment.close_form_links,
+            enrollment.record_account,
         ],
         # A payload that does not fit its model fails the run at once instead of retrying forever.
         workflow_failure_exception_types=[pydantic.ValidationError],

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.models import EmailKind, EmailRequest, EmailResult, EnrollmentView
+from domain.models import EmailKind, EmailRequest, EmailResult
 from domain.rules import has_control_characters
 from domain.settings import Settings
 from store import outbox
@@ -42,23 +42,30 @@ def _when(at: datetime | None) -> str:
     return at.astimezone(UTC).strftime("%A %d %B %Y, %H:%M UTC") if at else "(no deadline)"
 
 
+def _bad(message: str) -> ApplicationError:
+    return ApplicationError(message, type="BadEmailRequest", non_retryable=True)
+
+
 def render(settings: Settings, request: EmailRequest) -> tuple[str, str, str]:
     """(subject, text, html) of `request`."""
-    e: EnrollmentView = request.enrollment
+    e, a = request.enrollment, request.account
+    subject_of = e or a
+    if subject_of is None:
+        raise _bad("an email needs an enrollment or an account")
     link = None
     if request.kind in (EmailKind.invitation, EmailKind.reminder):
-        if request.link_version is None:
-            raise ApplicationError(
-                "an invitation or reminder needs a link version", type="BadEmailRequest", non_retryable=True
-            )
+        if e is None or request.link_version is None:
+            raise _bad("an invitation or reminder needs an enrollment and a link version")
         link = form_link(settings, e.id, request.link_version)
     context = {
         "e": e,
+        "a": a,
         "link": link,
-        "expires": _when(e.expires_at),
-        "member_type": e.member_type.value,
+        "expires": _when(e.expires_at) if e else "",
+        "member_type": subject_of.member_type.value,
         "reason": request.reason or "",
-        "detail_url": f"{settings.public_url}/enrollments/{e.id}",
+        "detail_url": f"{settings.public_url}/enrollments/{e.id}" if e else "",
+        "account_url": f"{settings.public_url}/accounts/{a.id}" if a else "",
     }
     subject_line, _, text = _templates.get_template(f"{request.kind.value}.txt").render(context).partition("\n")
     html = _templates.get_template(f"{request.kind.value}.html").render({**context, "subject": subject_line})
@@ -94,13 +101,14 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         activity.logger.info("email %s already sent, not sending again", key)
         return earlier
     message = build_message(settings, request, key)
+    account = request.account
     message_id = str(message["Message-ID"])
     await outbox.record_attempt(
         url,
         key=key,
         kind=request.kind.value,
-        enrollment_id=request.enrollment.id,
-        account_id=request.enrollment.account_id,
+        enrollment_id=request.enrollment.id if request.enrollment else account.enrollment_id if account else None,
+        account_id=account.id if account else request.enrollment.account_id if request.enrollment else None,
         recipients=request.to,
         subject=str(message["Subject"]),
         message_id=message_id,

@@ -9,15 +9,18 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import deliver, form_token
 from domain.models import (
+    AccountStatus,
     EmailRequest,
     EmailResult,
     LinkRequest,
+    MemberType,
+    RecordAccount,
     RecordEnrollment,
     ValidateEnrollment,
 )
 from domain.rules import check_account_fields
 from domain.settings import Settings
-from store import links
+from store import accounts, links
 from store.enrollments import OrganizationTaken, find_claim, record_enrollment
 
 
@@ -54,6 +57,25 @@ class EnrollmentActivities:
                 type="InvalidEnrollment",
                 non_retryable=True,
             )
+        reseller_id = request.fields.reseller_account_id
+        if reseller_id is not None:
+            reseller = await accounts.get_account(self.url, reseller_id)
+            if (
+                reseller is None
+                or reseller.member_type != MemberType.reseller
+                or reseller.status != AccountStatus.active
+            ):
+                raise ApplicationError(
+                    "reseller_account_id must be the id of an Active reseller member account",
+                    [
+                        {
+                            "field": "reseller_account_id",
+                            "message": "must be the id of an Active reseller member account",
+                        }
+                    ],
+                    type="InvalidEnrollment",
+                    non_retryable=True,
+                )
         holder = await find_claim(self.url, request.fields.organization_name)
         if holder is not None and holder != request.enrollment_id:
             raise organization_taken(holder)
@@ -74,7 +96,10 @@ class EnrollmentActivities:
     @activity.defn(name="send_invitation")
     async def send_invitation(self, request: EmailRequest) -> EmailResult:
         """Open the form link of this link version (older ones die) and email it to the contact."""
-        assert request.link_version is not None
+        if request.enrollment is None or request.link_version is None:
+            raise ApplicationError(
+                "an invitation needs an enrollment and a link version", type="BadEmailRequest", non_retryable=True
+            )
         token = form_token(self.settings.signing_key, request.enrollment.id, request.link_version)
         await links.open_link(self.url, token=token, enrollment_id=request.enrollment.id, version=request.link_version)
         return await deliver(self.settings, request, _key())
@@ -83,6 +108,11 @@ class EnrollmentActivities:
     async def send_email(self, request: EmailRequest) -> EmailResult:
         """Any other email of the enrollment: reminder, confirmation, notices, welcome."""
         return await deliver(self.settings, request, _key())
+
+    @activity.defn(name="record_account")
+    async def record_account(self, record: RecordAccount) -> None:
+        """Bring a member account's row up to its workflow's view; the event is added once."""
+        await accounts.record_account(self.url, record)
 
     @activity.defn(name="close_form_links")
     async def close_form_links(self, request: LinkRequest) -> None:

@@ -83,10 +83,11 @@ class TimelineEvent(Frozen):
 
 
 class Schedule(Frozen):
-    """Form deadline and reminder offsets in seconds, fixed when the enrollment starts."""
+    """Form deadline, reminder and service-end warning offsets in seconds, fixed when the enrollment starts."""
 
     reminder_offsets: list[float] = Field(default_factory=list)
     ttl: float
+    warning_offsets: list[float] = Field(default_factory=list)
 
 
 class EnrollmentInput(Frozen):
@@ -156,14 +157,16 @@ class EmailKind(StrEnum):
     contact_changed = "contact_changed"
     approved = "approved"
     rejected = "rejected"
+    service_end_warning = "service_end_warning"
+    account_expired = "account_expired"
 
 
 class EmailRequest(Frozen):
-    """One email to send; `key` (workflow id + activity id) makes the send idempotent."""
+    """One email to send, about an enrollment or an account; workflow id + activity id make it idempotent."""
 
-    key: str
     kind: EmailKind
-    enrollment: EnrollmentView
+    enrollment: EnrollmentView | None = None
+    account: AccountView | None = None
     to: list[str]
     link_version: int | None = None
     reason: str | None = None
@@ -224,8 +227,30 @@ class ReviewAction(Frozen):
     reason: str | None = None
 
 
+class AccountView(Frozen):
+    """A member account as the API, the portal and its workflow's `status` query show it."""
+
+    id: str
+    enrollment_id: str
+    status: AccountStatus
+    organization_name: str
+    member_type: MemberType
+    service_start_date: date
+    service_end_date: date
+    display_users_purchased: bool
+    users_purchased: int | None
+    users_existing: int | None = None
+    users_reported_at: datetime | None = None
+    reseller_account_id: str | None = None
+    contacts: ContactForm | None = None
+    corporate_contact_email: str
+    created_by: str | None = None
+    created_at: datetime
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+
+
 class AccountInput(Frozen):
-    """The single argument of MemberAccountWorkflow."""
+    """The single argument of MemberAccountWorkflow; `state` carries it across continue-as-new."""
 
     account_id: str
     enrollment_id: str
@@ -234,3 +259,45 @@ class AccountInput(Frozen):
     created_by: Actor
     service_start_date: date
     warning_offsets: list[float] = Field(default_factory=list)
+    state: AccountView | None = None
+    warned: list[str] = Field(default_factory=list)
+
+
+class RecordAccount(Frozen):
+    """Write the read model of an account, plus one timeline event keyed for idempotency."""
+
+    view: AccountView
+    event_key: str
+    event: TimelineEvent | None = None
+    release_claim: bool = False
+
+
+class AccountChange(Frozen):
+    """Suspend, reactivate or delete: who and why."""
+
+    actor: Actor
+    audit_note: str
+
+
+class EditAccount(Frozen):
+    """PATCH an account: a new service end date and/or Display Users Purchased, with why."""
+
+    actor: Actor
+    audit_note: str
+    service_end_date: date | None = None
+    display_users_purchased: bool | None = None
+
+
+class AddUsersPurchased(Frozen):
+    """An order on top of the cumulative total (1,000 + 100 = 1,100); `add` may be negative for a correction."""
+
+    actor: Actor
+    audit_note: str
+    add: int
+
+
+class UsageReport(Frozen):
+    """Existing users as the authentication service's metering counted them."""
+
+    users_existing: int
+    reported_at: datetime

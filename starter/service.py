@@ -5,11 +5,12 @@ Writes go through the workflow (which writes the store through activities); read
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -26,20 +27,36 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.models import (
+    AccountStatus,
     Actor,
+    CsmAction,
+    EditEnrollment,
     EnrollmentInput,
     EnrollmentStatus,
     EnrollmentView,
     FieldError,
+    LinkRequest,
     MemberType,
+    ReviewAction,
     Schedule,
+    SubmitForm,
 )
-from domain.rules import check_account_fields
+from domain.rules import ACCOUNT_FIELDS, check_account_fields, check_contact_form, check_text
 from domain.settings import Settings
+from domain.status import EnrollmentAction, enrollment_refusal
 from domain.temporal_names import enrollment_workflow_id
+from store import accounts as accounts_store
 from store import enrollments as store
+from store import links
 from workflows.attributes import ENROLLMENT_STATUS, MEMBER_TYPE
 from workflows.enrollment import EnrollmentWorkflow
+
+T = TypeVar("T")
+UNKNOWN_LINK = "This enrollment link is not valid. Check that the whole link from the email was used."
+DEAD_LINK = (
+    "This enrollment link is no longer valid. It may have been used already, replaced by a newer one, "
+    "or expired. Ask your representative to send you a new link."
+)
 
 
 class ServiceError(Exception):
@@ -97,6 +114,31 @@ def refusal_from(err: WorkflowUpdateFailedError) -> ServiceError:
     return Conflict(cause.message)
 
 
+async def run_update(client: Client, workflow_id: str, update: str, arg: object, result_type: type[T]) -> T:
+    """Execute an update; a refusal or a finished run becomes the Conflict the user is shown."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        result: T = await handle.execute_update(update, arg, result_type=result_type)
+    except WorkflowUpdateFailedError as err:
+        raise refusal_from(err) from err
+    except RPCError as err:
+        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise Conflict("This has ended; it can no longer change.") from err
+        raise
+    return result
+
+
+async def check_reseller(url: str, reseller_account_id: str | None) -> None:
+    """A customer sold through a reseller names an Active reseller account."""
+    if reseller_account_id is None:
+        return
+    reseller = await accounts_store.get_account(url, reseller_account_id)
+    if reseller is None or reseller.member_type != MemberType.reseller or reseller.status != AccountStatus.active:
+        raise InvalidInput(
+            [FieldError(field="reseller_account_id", message="must be the id of an Active reseller member account")]
+        )
+
+
 class EnrollmentService:
     def __init__(self, settings: Settings, client: Client) -> None:
         self.settings = settings
@@ -107,6 +149,7 @@ class EnrollmentService:
         return Schedule(
             reminder_offsets=[d.total_seconds() for d in self.settings.reminder_offsets],
             ttl=self.settings.ttl.total_seconds(),
+            warning_offsets=[d.total_seconds() for d in self.settings.warning_offsets],
         )
 
     async def create(
@@ -122,6 +165,7 @@ class EnrollmentService:
             existing = await store.get_enrollment(self.url, enrollment_id)
             if existing is not None:
                 return existing, False
+        await check_reseller(self.url, fields.reseller_account_id)
         holder = await store.find_claim(self.url, fields.organization_name)
         if holder is not None and holder != enrollment_id:
             raise Conflict(_duplicate_message(holder))
@@ -156,6 +200,85 @@ class EnrollmentService:
             return existing, False
         return view, True
 
+    async def _update(self, enrollment_id: str, action: EnrollmentAction, update: str, arg: object) -> EnrollmentView:
+        """Ask the status machine first (fast, and right for finished runs), then the workflow, which decides."""
+        current = await self.get(enrollment_id)
+        refusal = enrollment_refusal(current.status, action)
+        if refusal:
+            raise Conflict(refusal)
+        return await run_update(self.client, enrollment_workflow_id(enrollment_id), update, arg, EnrollmentView)
+
+    async def resend(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
+        action = CsmAction(actor=actor, audit_note=check_note(audit_note))
+        return await self._update(enrollment_id, EnrollmentAction.resend, "resend", action)
+
+    async def cancel(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
+        action = CsmAction(actor=actor, audit_note=check_note(audit_note))
+        return await self._update(enrollment_id, EnrollmentAction.cancel, "cancel", action)
+
+    async def edit(
+        self, enrollment_id: str, actor: Actor, changes: Mapping[str, Any], *, send_invitation: bool = True
+    ) -> EnrollmentView:
+        """Apply the changed fields (the rest stay), with the required audit note."""
+        changes = dict(changes)
+        note = check_note(changes.pop("audit_note", None))
+        current = await self.get(enrollment_id)
+        merged = {**current.model_dump(mode="json", include=set(ACCOUNT_FIELDS)), **changes}
+        if merged.get("display_users_purchased") in (False, "no", "false") and "users_purchased" not in changes:
+            merged["users_purchased"] = None
+        fields, errors = check_account_fields(merged, today=datetime.now(UTC).date(), free_mail=self.settings.free_mail)
+        if errors:
+            raise InvalidInput(errors)
+        assert fields is not None
+        await check_reseller(self.url, fields.reseller_account_id)
+        edit = EditEnrollment(actor=actor, fields=fields, audit_note=note, send_invitation=send_invitation)
+        return await self._update(enrollment_id, EnrollmentAction.edit, "edit", edit)
+
+    async def start_review(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
+        action = ReviewAction(actor=actor, audit_note=check_note(audit_note))
+        return await self._update(enrollment_id, EnrollmentAction.start_review, "start_review", action)
+
+    async def approve(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
+        action = ReviewAction(actor=actor, audit_note=check_note(audit_note))
+        return await self._update(enrollment_id, EnrollmentAction.approve, "approve", action)
+
+    async def reject(self, enrollment_id: str, actor: Actor, audit_note: object, reason: object) -> EnrollmentView:
+        action = ReviewAction(actor=actor, audit_note=check_note(audit_note), reason=check_note(reason, "reason"))
+        return await self._update(enrollment_id, EnrollmentAction.reject, "reject", action)
+
+    async def open_form(self, token: str) -> tuple[EnrollmentView, int]:
+        """The enrollment a live form link opens, after telling its workflow it was opened."""
+        enrollment_id, version = await self._live_link(token)
+        view = await self.get(enrollment_id)
+        handle = self.client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
+        with contextlib.suppress(RPCError):  # the timeline entry is a courtesy; the form opens regardless
+            await handle.signal("opened", LinkRequest(enrollment_id=enrollment_id, link_version=version))
+        return view, version
+
+    async def submit_form(self, token: str, raw: Mapping[str, Any]) -> EnrollmentView:
+        """The contact's form: checked, then handed to the workflow, which accepts it only once."""
+        enrollment_id, version = await self._live_link(token)
+        form, errors = check_contact_form(raw, free_mail=self.settings.free_mail)
+        if errors:
+            raise InvalidInput(errors)
+        assert form is not None
+        handle = self.client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
+        try:
+            view: EnrollmentView = await handle.execute_update(
+                "submit_form", SubmitForm(link_version=version, form=form), result_type=EnrollmentView
+            )
+        except (WorkflowUpdateFailedError, RPCError) as err:
+            raise Gone(DEAD_LINK) from err
+        return view
+
+    async def _live_link(self, token: str) -> tuple[str, int]:
+        state, enrollment_id, version = await links.resolve(self.url, token)
+        if state == links.LinkState.unknown or enrollment_id is None:
+            raise NotFound(UNKNOWN_LINK)
+        if state == links.LinkState.dead:
+            raise Gone(DEAD_LINK)
+        return enrollment_id, version
+
     async def get(self, enrollment_id: str) -> EnrollmentView:
         view = await store.get_enrollment(self.url, enrollment_id)
         if view is None:
@@ -179,3 +302,16 @@ class EnrollmentService:
             limit=limit,
             cursor=cursor,
         )
+
+
+class Gone(ServiceError):
+    status = 410
+
+
+def check_note(note: object, field: str = "audit_note") -> str:
+    """An audit note: required, one line, at most 1,000 characters."""
+    text, problem = check_text(note, maximum=1000)
+    if problem:
+        raise InvalidInput([FieldError(field=field, message=problem)])
+    assert text is not None
+    return text

@@ -170,7 +170,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor("cursor is not one this API returned") from exc
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -190,7 +190,7 @@ async def list_enrollments(
     if member_type is not None:
         query = query.where(Enrollment.member_type == member_type)
     if q:
-        pattern = f"%{_escape_like(organization_key(q))}%"
+        pattern = f"%{escape_like(organization_key(q))}%"
         query = query.where(Enrollment.organization_key.like(pattern, escape="\\"))
     if cursor:
         at, row_id = decode_cursor(cursor)

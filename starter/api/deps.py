@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from domain.models import Actor, Role
 from domain.settings import Settings
+from starter.account_service import AccountService
 from starter.service import EnrollmentService
 from starter.temporal import connect
 from store import users
@@ -52,6 +53,13 @@ def get_service(settings: SettingsDep, client: ClientDep) -> EnrollmentService:
 
 ServiceDep = Annotated[EnrollmentService, Depends(get_service)]
 
+
+def get_account_service(settings: SettingsDep, client: ClientDep) -> AccountService:
+    return AccountService(settings, client)
+
+
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -78,6 +86,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 STAFF = frozenset({Role.admin, Role.csm, Role.sales, Role.reviewer})
 CREATORS = frozenset({Role.admin, Role.csm, Role.sales})
+REVIEWERS = frozenset({Role.admin, Role.reviewer})
 
 
 def require(roles: frozenset[Role], what: str) -> object:
@@ -95,3 +104,7 @@ def actor_of(user: User) -> Actor:
 
 Creator = Annotated[User, require(CREATORS, "create enrollments")]
 Staff = Annotated[User, require(STAFF, "see enrollments")]
+Reviewer = Annotated[User, require(REVIEWERS, "review enrollments")]
+AccountManager = Annotated[User, require(REVIEWERS, "suspend, reactivate or delete member accounts")]
+AccountEditor = Annotated[User, require(CREATORS, "change member accounts")]
+Metering = Annotated[User, require(frozenset({Role.admin}), "report usage")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,14 @@ class Stack:
 
     def mail_to(self, address: str) -> list[StoredMessage]:
         return [m for m in self.mail() if address in m.rcpt_tos]
+
+    def form_link(self, address: str) -> str:
+        """The path of the newest form link emailed to `address`."""
+        for message in self.mail_to(address):
+            found = re.search(r"http://testserver(/enroll/[A-Za-z0-9_-]+)", message.text or "")
+            if found:
+                return found.group(1)
+        raise AssertionError(f"no form link was emailed to {address}")
 
     async def create(self, **changes: Any) -> httpx.Response:
         return await self.api.post("/api/enrollments", json={**VALID, **changes}, headers=self.auth)
@@ -97,6 +107,24 @@ async def stack(
     tmp_path: Path, database_url: str, temporal: WorkflowEnvironment, mail_sink: MailSink, task_queue: str
 ) -> AsyncIterator[Stack]:
     settings = stack_settings(tmp_path, database_url, temporal, mail_sink, task_queue)
+    async with running(settings, temporal, mail_sink) as running_stack:
+        yield running_stack
+
+
+@pytest_asyncio.fixture
+async def short_stack(
+    tmp_path: Path, database_url: str, temporal: WorkflowEnvironment, mail_sink: MailSink, task_queue: str
+) -> AsyncIterator[Stack]:
+    """The stack on a short clock: reminders after 4 s and 8 s, expiry after 12 s."""
+    settings = stack_settings(
+        tmp_path, database_url, temporal, mail_sink, task_queue, reminders="4s,8s", enrollment_ttl="12s"
+    )
+    async with running(settings, temporal, mail_sink) as running_stack:
+        yield running_stack
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, temporal: WorkflowEnvironment, mail_sink: MailSink) -> AsyncIterator[Stack]:
     app = create_app(settings)
     app.state.temporal = temporal.client
     worker = await build_worker(settings)

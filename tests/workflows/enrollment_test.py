@@ -82,7 +82,7 @@ class Fakes:
     closed_links: list[int] = field(default_factory=list)
     invalid: str | None = None
 
-    def activities(self) -> list[object]:
+    def activities(self) -> list[Any]:
         @activity.defn(name="validate")
         async def validate(request: ValidateEnrollment) -> None:
             if self.invalid:
@@ -131,12 +131,13 @@ class Run:
     async def start(self, schedule: Schedule | None = None) -> WorkflowHandle[EnrollmentWorkflow, EnrollmentView]:
         schedule = schedule or Schedule(reminder_offsets=[3 * DAY, 7 * DAY], ttl=14 * DAY)
         enrollment_id = uuid.uuid4().hex[:16]
-        return await self.env.client.start_workflow(
+        handle = await self.env.client.start_workflow(
             EnrollmentWorkflow.run,
             EnrollmentInput(enrollment_id=enrollment_id, fields=FIELDS, created_by=CSM, schedule=schedule),
             id=f"enrollment-{enrollment_id}",
             task_queue=self.task_queue,
         )
+        return handle
 
 
 @pytest_asyncio.fixture
@@ -147,7 +148,7 @@ async def run(time_skipping: WorkflowEnvironment) -> AsyncIterator[Run]:
         time_skipping.client,
         task_queue=task_queue,
         workflows=[EnrollmentWorkflow],
-        activities=fakes.activities(),  # type: ignore[arg-type]
+        activities=fakes.activities(),
     ):
         yield Run(time_skipping, fakes, task_queue)
 
@@ -173,7 +174,7 @@ async def wait_until_invited(handle: WorkflowHandle[EnrollmentWorkflow, Enrollme
 
 async def test_unanswered_enrollment_is_reminded_twice_then_expires(run: Run) -> None:
     handle = await run.start()
-    result = await handle.result()  # 14 days pass in seconds
+    result = await handle.result()  # 14 days and the 30-day revival window pass in seconds
     assert result.status == EnrollmentStatus.expired
     assert run.fakes.kinds() == [EmailKind.invitation, EmailKind.reminder, EmailKind.reminder, EmailKind.expired]
     assert run.fakes.events() == ["created", "invited", "reminded", "reminded", "expired", "closed"]

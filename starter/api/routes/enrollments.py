@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from domain.models import EnrollmentStatus, FieldError, MemberType
-from starter.api.deps import Creator, ServiceDep, Staff, actor_of
+from starter.api.deps import Creator, Reviewer, ServiceDep, Staff, actor_of
 from starter.api.schemas import (
     Detail,
     EnrollmentItem,
@@ -23,10 +23,13 @@ from store.enrollments import BadCursor
 router = APIRouter(prefix="/api/enrollments", tags=["enrollments"])
 
 
-async def json_object(request: Request) -> dict[str, Any]:
+async def json_object(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
     """The request body as a JSON object, or a 422 that says what is wrong with it."""
+    raw = await request.body()
+    if empty_ok and not raw.strip():
+        return {}
     try:
-        body = json.loads(await request.body() or b"null")
+        body = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput([FieldError(field="body", message=f"is not valid JSON ({exc})")]) from exc
     if not isinstance(body, dict):
@@ -79,3 +82,56 @@ async def list_enrollments(
 @router.get("/{enrollment_id}", response_model=EnrollmentOut, responses={404: {"model": Detail}})
 async def get_enrollment(enrollment_id: str, user: Staff, service: ServiceDep) -> EnrollmentOut:
     return EnrollmentOut.of(await service.get(enrollment_id))
+
+
+@router.patch(
+    "/{enrollment_id}",
+    response_model=EnrollmentOut,
+    responses={422: {"model": ErrorList}, 409: {"model": Detail}, 404: {"model": Detail}},
+)
+async def edit_enrollment(enrollment_id: str, request: Request, user: Creator, service: ServiceDep) -> EnrollmentOut:
+    """Change fields, with a required `audit_note`. A changed contact email rotates the form link and invites
+    the new address (unless `"send_invitation": false`); refused with 409 once review has begun."""
+    body = await json_object(request)
+    send = body.pop("send_invitation", True)
+    if not isinstance(send, bool):
+        raise InvalidInput([FieldError(field="send_invitation", message="must be true or false")])
+    return EnrollmentOut.of(await service.edit(enrollment_id, actor_of(user), body, send_invitation=send))
+
+
+@router.post("/{enrollment_id}/resend", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+async def resend_invitation(enrollment_id: str, request: Request, user: Creator, service: ServiceDep) -> EnrollmentOut:
+    """A new form link (the old one dies) and a fresh deadline; revives an Expired enrollment to New."""
+    body = await json_object(request, empty_ok=True)
+    note = body.get("audit_note") or "invitation resent"
+    return EnrollmentOut.of(await service.resend(enrollment_id, actor_of(user), note))
+
+
+@router.delete("/{enrollment_id}", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+async def delete_enrollment(
+    enrollment_id: str, user: Creator, service: ServiceDep, audit_note: Annotated[str, Query(max_length=1000)]
+) -> EnrollmentOut:
+    """Cancel the enrollment (status Cancelled); refused with 409 once review has begun."""
+    return EnrollmentOut.of(await service.cancel(enrollment_id, actor_of(user), audit_note))
+
+
+@router.post("/{enrollment_id}/review/start", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+async def start_review(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
+    """Pending Review → In Review; edits and delete are locked from now on."""
+    body = await json_object(request)
+    return EnrollmentOut.of(await service.start_review(enrollment_id, actor_of(user), body.get("audit_note")))
+
+
+@router.post("/{enrollment_id}/review/approve", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+async def approve(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
+    """In Review → Approved: the member account starts (Active) and the contacts get a welcome."""
+    body = await json_object(request)
+    return EnrollmentOut.of(await service.approve(enrollment_id, actor_of(user), body.get("audit_note")))
+
+
+@router.post("/{enrollment_id}/review/reject", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+async def reject(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
+    """In Review → Rejected, with a `reason` the contact is told."""
+    body = await json_object(request)
+    view = await service.reject(enrollment_id, actor_of(user), body.get("audit_note"), body.get("reason"))
+    return EnrollmentOut.of(view)

@@ -1,0 +1,153 @@
+"""/api/accounts: member accounts, their Account Summary, and changes through MemberAccountWorkflow.
+
+Staff see every account; a customer user sees only its own account; a reseller user its own account and
+the customers it sold (their `reseller_account_id` is the reseller's account).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from domain.models import AccountStatus, AccountView, FieldError, MemberType, Role
+from starter.account_service import AccountSummary
+from starter.api.deps import (
+    STAFF,
+    AccountEditor,
+    AccountManager,
+    AccountServiceDep,
+    CurrentUser,
+    Metering,
+    actor_of,
+)
+from starter.api.routes.enrollments import json_object
+from starter.api.schemas import Detail
+from starter.service import InvalidInput, NotFound
+from store.enrollments import BadCursor
+from store.tables import User
+
+router = APIRouter(prefix="/api/accounts", tags=["accounts"])
+
+
+class AccountPage(BaseModel):
+    items: list[AccountView]
+    next_cursor: str | None
+
+
+def may_see(user: User, account: AccountView) -> bool:
+    if user.role in STAFF:
+        return True
+    if user.role == Role.customer:
+        return account.id == user.account_id
+    if user.role == Role.reseller:
+        return user.account_id in (account.id, account.reseller_account_id)
+    return False
+
+
+async def visible(service: AccountServiceDep, user: User, account_id: str) -> AccountView:
+    account = await service.get(account_id)
+    if not may_see(user, account):
+        raise NotFound(f"No member account has the id {account_id}.")
+    return account
+
+
+@router.get("", response_model=AccountPage)
+async def list_accounts(
+    user: CurrentUser,
+    service: AccountServiceDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    status: AccountStatus | None = None,
+    member_type: MemberType | None = None,
+    reseller_account_id: Annotated[str | None, Query(max_length=64)] = None,
+    ends_after: date | None = None,
+    ends_before: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> AccountPage:
+    """Newest first; `q` matches part of the organization name."""
+    if user.role == Role.customer:
+        account = await service.get(user.account_id or "")
+        return AccountPage(items=[account.model_copy(update={"timeline": []})], next_cursor=None)
+    if user.role == Role.reseller:
+        reseller_account_id = user.account_id
+    elif user.role not in STAFF:
+        return AccountPage(items=[], next_cursor=None)
+    try:
+        items, next_cursor = await service.list(
+            q=q,
+            status=status,
+            member_type=member_type,
+            reseller_account_id=reseller_account_id,
+            ends_after=ends_after,
+            ends_before=ends_before,
+            limit=limit,
+            cursor=cursor,
+        )
+    except BadCursor as exc:
+        raise InvalidInput([FieldError(field="cursor", message=str(exc))]) from exc
+    return AccountPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{account_id}", response_model=AccountView, responses={404: {"model": Detail}})
+async def get_account(account_id: str, user: CurrentUser, service: AccountServiceDep) -> AccountView:
+    return await visible(service, user, account_id)
+
+
+@router.get("/{account_id}/summary", response_model=AccountSummary, responses={404: {"model": Detail}})
+async def account_summary(account_id: str, user: CurrentUser, service: AccountServiceDep) -> AccountSummary:
+    """Users purchased, existing and available (purchased/available null unless the account displays them)."""
+    await visible(service, user, account_id)
+    return await service.summary(account_id)
+
+
+@router.post("/{account_id}/users-purchased", response_model=AccountView, responses={409: {"model": Detail}})
+async def add_users_purchased(
+    account_id: str, request: Request, user: AccountEditor, service: AccountServiceDep
+) -> AccountView:
+    """Add an order to the cumulative total (`{"add": 100, "audit_note": ...}`: 1,000 + 100 = 1,100)."""
+    body = await json_object(request)
+    return await service.add_users_purchased(account_id, actor_of(user), body.get("add"), body.get("audit_note"))
+
+
+@router.post("/{account_id}/usage", response_model=AccountView, responses={409: {"model": Detail}})
+async def report_usage(account_id: str, request: Request, user: Metering, service: AccountServiceDep) -> AccountView:
+    """Existing users as metered (`{"users_existing": n, "reported_at": optional ISO time}`)."""
+    body = await json_object(request)
+    return await service.report_usage(account_id, body.get("users_existing"), body.get("reported_at"))
+
+
+@router.patch("/{account_id}", response_model=AccountView, responses={409: {"model": Detail}})
+async def edit_account(
+    account_id: str, request: Request, user: AccountEditor, service: AccountServiceDep
+) -> AccountView:
+    """Change the service end date (extending it revives an Expired account) or Display Users Purchased."""
+    body = await json_object(request)
+    return await service.edit(account_id, actor_of(user), body)
+
+
+@router.post("/{account_id}/suspend", response_model=AccountView, responses={409: {"model": Detail}})
+async def suspend(account_id: str, request: Request, user: AccountManager, service: AccountServiceDep) -> AccountView:
+    body = await json_object(request)
+    return await service.suspend(account_id, actor_of(user), body.get("audit_note"))
+
+
+@router.post("/{account_id}/reactivate", response_model=AccountView, responses={409: {"model": Detail}})
+async def reactivate(
+    account_id: str, request: Request, user: AccountManager, service: AccountServiceDep
+) -> AccountView:
+    body = await json_object(request)
+    return await service.reactivate(account_id, actor_of(user), body.get("audit_note"))
+
+
+@router.delete("/{account_id}", response_model=AccountView, responses={409: {"model": Detail}})
+async def delete_account(
+    account_id: str,
+    user: AccountManager,
+    service: AccountServiceDep,
+    audit_note: Annotated[str, Query(max_length=1000)],
+) -> AccountView:
+    """Only a Suspended account can be deleted."""
+    return await service.delete(account_id, actor_of(user), audit_note)

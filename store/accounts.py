@@ -1,0 +1,136 @@
+"""Reading and writing member accounts: the read model of each MemberAccountWorkflow."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import and_, delete, or_, select
+
+from domain.models import AccountStatus, AccountView, ContactForm, MemberType, RecordAccount, TimelineEvent
+from domain.rules import organization_key
+from store.db import transaction
+from store.enrollments import MAX_PAGE, decode_cursor, encode_cursor, escape_like, now
+from store.tables import Account, OrganizationClaim, TimelineEntry
+
+
+async def record_account(url: str, record: RecordAccount) -> None:
+    """Upsert the account row from the workflow's view and add the event once (keyed)."""
+    view = record.view
+    async with transaction(url) as session:
+        row = await session.get(Account, view.id)
+        if row is None:
+            row = Account(id=view.id, created_at=view.created_at)
+            session.add(row)
+        row.enrollment_id = view.enrollment_id
+        row.status = view.status.value
+        row.organization_name = view.organization_name
+        row.organization_key = organization_key(view.organization_name)
+        row.member_type = view.member_type.value
+        row.service_start_date = view.service_start_date
+        row.service_end_date = view.service_end_date
+        row.display_users_purchased = view.display_users_purchased
+        row.users_purchased = view.users_purchased
+        row.users_existing = view.users_existing
+        row.users_reported_at = view.users_reported_at
+        row.reseller_account_id = view.reseller_account_id
+        row.contacts = {
+            "corporate_contact_email": view.corporate_contact_email,
+            "created_by": view.created_by,
+            **(view.contacts.model_dump(mode="json") if view.contacts else {}),
+        }
+        row.updated_at = now()
+        if record.release_claim:
+            await session.execute(
+                delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == view.enrollment_id)
+            )
+        if record.event is not None:
+            seen = await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
+            if seen is None:
+                session.add(
+                    TimelineEntry(
+                        key=record.event_key,
+                        enrollment_id=None,
+                        account_id=view.id,
+                        at=record.event.at,
+                        event=record.event.event,
+                        actor=record.event.actor,
+                        note=record.event.note,
+                    )
+                )
+
+
+def _view(row: Account, timeline: list[TimelineEntry]) -> AccountView:
+    contacts = dict(row.contacts or {})
+    corporate = str(contacts.pop("corporate_contact_email", ""))
+    created_by = contacts.pop("created_by", None)
+
+    return AccountView(
+        id=row.id,
+        enrollment_id=row.enrollment_id,
+        status=AccountStatus(row.status),
+        organization_name=row.organization_name,
+        member_type=MemberType(row.member_type),
+        service_start_date=row.service_start_date,
+        service_end_date=row.service_end_date,
+        display_users_purchased=row.display_users_purchased,
+        users_purchased=row.users_purchased,
+        users_existing=row.users_existing,
+        users_reported_at=row.users_reported_at,
+        reseller_account_id=row.reseller_account_id,
+        contacts=ContactForm.model_validate(contacts) if contacts else None,
+        corporate_contact_email=corporate,
+        created_by=created_by,
+        created_at=row.created_at,
+        timeline=[TimelineEvent(at=t.at, event=t.event, actor=t.actor, note=t.note) for t in timeline],
+    )
+
+
+async def get_account(url: str, account_id: str) -> AccountView | None:
+    async with transaction(url) as session:
+        row = await session.get(Account, account_id)
+        if row is None:
+            return None
+        events = await session.scalars(
+            select(TimelineEntry)
+            .where(TimelineEntry.account_id == account_id, TimelineEntry.enrollment_id.is_(None))
+            .order_by(TimelineEntry.at, TimelineEntry.id)
+        )
+        return _view(row, list(events))
+
+
+async def list_accounts(
+    url: str,
+    *,
+    q: str | None = None,
+    status: AccountStatus | None = None,
+    member_type: MemberType | None = None,
+    reseller_account_id: str | None = None,
+    ends_after: date | None = None,
+    ends_before: date | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[AccountView], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = select(Account)
+    if q:
+        query = query.where(Account.organization_key.like(f"%{escape_like(organization_key(q))}%", escape="\\"))
+    if status is not None:
+        query = query.where(Account.status == status.value)
+    if member_type is not None:
+        query = query.where(Account.member_type == member_type.value)
+    if reseller_account_id is not None:
+        query = query.where(Account.reseller_account_id == reseller_account_id)
+    if ends_after is not None:
+        query = query.where(Account.service_end_date >= ends_after)
+    if ends_before is not None:
+        query = query.where(Account.service_end_date <= ends_before)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(or_(Account.created_at < at, and_(Account.created_at == at, Account.id < row_id)))
+    limit = max(1, min(limit, MAX_PAGE))
+    query = query.order_by(Account.created_at.desc(), Account.id.desc()).limit(limit + 1)
+    async with transaction(url) as session:
+        rows = list(await session.scalars(query))
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return [_view(row, []) for row in page], next_cursor

@@ -1,0 +1,177 @@
+"""Record the histories that tests/replay/replay_test.py replays: `python -m tests.replay.record_histories`.
+
+Each scenario runs the real workflow code on the time-skipping test server (activities faked, as in the
+workflow tests) and saves the full event history. Re-record only when a change is meant to be incompatible
+AND no execution of the old shape can still be running; otherwise guard the change with `workflow.patched`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.models import (
+    AccountChange,
+    AccountInput,
+    AddUsersPurchased,
+    CsmAction,
+    EditAccount,
+    EditEnrollment,
+    EnrollmentInput,
+    LinkRequest,
+    ReviewAction,
+    Schedule,
+    SubmitForm,
+    UsageReport,
+)
+from tests.conftest import SEARCH_ATTRIBUTES
+from tests.workflows import account_test, enrollment_test
+from tests.workflows.enrollment_test import CSM, FIELDS, FORM, REVIEWER
+from workflows.account import MemberAccountWorkflow
+from workflows.enrollment import EnrollmentWorkflow
+
+HERE = Path(__file__).parent / "histories"
+DAY = 86_400.0
+SCHEDULE = Schedule(reminder_offsets=[3 * DAY, 7 * DAY], ttl=14 * DAY, warning_offsets=[30 * DAY, 7 * DAY, DAY])
+Scenario = Callable[[WorkflowEnvironment, WorkflowHandle[Any, Any]], Awaitable[None]]
+
+
+async def expired_then_revived(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    await env.sleep(timedelta(days=15))
+    await handle.execute_update("resend", CsmAction(actor=CSM, audit_note="new deadline"))
+    await handle.signal("opened", LinkRequest(enrollment_id="x", link_version=2))
+    await env.sleep(timedelta(days=46))
+    await handle.result()
+
+
+async def edited_resent_cancelled(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    await env.sleep(timedelta(days=1))
+    changed = FIELDS.model_copy(update={"corporate_contact_email": "robin@acme.example"})
+    await handle.execute_update("edit", EditEnrollment(actor=CSM, fields=changed, audit_note="Pat left"))
+    await handle.execute_update("resend", CsmAction(actor=CSM, audit_note="lost it"))
+    await handle.execute_update("cancel", CsmAction(actor=CSM, audit_note="duplicate"))
+    await handle.result()
+
+
+async def submitted_and_approved(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    await env.sleep(timedelta(days=4))
+    await handle.execute_update("submit_form", SubmitForm(link_version=1, form=FORM))
+    await handle.execute_update("start_review", ReviewAction(actor=REVIEWER, audit_note="checking"))
+    await handle.execute_update("approve", ReviewAction(actor=REVIEWER, audit_note="fine"))
+    await handle.result()
+
+
+async def submitted_and_rejected(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    await env.sleep(timedelta(hours=1))
+    await handle.execute_update("submit_form", SubmitForm(link_version=1, form=FORM))
+    await handle.execute_update("start_review", ReviewAction(actor=REVIEWER, audit_note="checking"))
+    await handle.execute_update("reject", ReviewAction(actor=REVIEWER, audit_note="no", reason="Not a company"))
+    await handle.result()
+
+
+async def account_lifecycle(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    now = await env.get_current_time()
+    await handle.execute_update("add_users_purchased", AddUsersPurchased(actor=CSM, audit_note="order", add=100))
+    await handle.execute_update("report_usage", UsageReport(users_existing=42, reported_at=now))
+    await env.sleep(timedelta(days=61))
+    await handle.execute_update(
+        "edit", EditAccount(actor=CSM, audit_note="renewed", service_end_date=(now + timedelta(days=400)).date())
+    )
+    await handle.execute_update("suspend", AccountChange(actor=REVIEWER, audit_note="unpaid"))
+    await handle.execute_update("reactivate", AccountChange(actor=REVIEWER, audit_note="paid"))
+    await handle.execute_update("suspend", AccountChange(actor=REVIEWER, audit_note="closing"))
+    await handle.execute_update("delete", AccountChange(actor=REVIEWER, audit_note="closed"))
+    await handle.result()
+
+
+ENROLLMENT_SCENARIOS: dict[str, Scenario] = {
+    "enrollment-expired-then-revived": expired_then_revived,
+    "enrollment-edited-resent-cancelled": edited_resent_cancelled,
+    "enrollment-submitted-approved": submitted_and_approved,
+    "enrollment-submitted-rejected": submitted_and_rejected,
+}
+
+
+async def record(
+    name: str, start: Callable[[WorkflowEnvironment, str], Awaitable[WorkflowHandle[Any, Any]]], scenario: Scenario
+) -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=shutil.which("temporal-test-server")
+    )
+    try:
+        from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace="default",
+                search_attributes={k.name: k.indexed_value_type.value for k in SEARCH_ATTRIBUTES},  # type: ignore[misc]
+            )
+        )
+        task_queue = f"record-{uuid.uuid4().hex[:8]}"
+        account_only = [
+            a for a in account_test.Fakes().activities() if a.__temporal_activity_definition.name == "record_account"
+        ]
+        activities = enrollment_test.Fakes().activities() + account_only
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[EnrollmentWorkflow, MemberAccountWorkflow],
+            activities=activities,
+        ):
+            handle = await start(env, task_queue)
+            await scenario(env, handle)
+            history = await handle.fetch_history()
+        (HERE / f"{name}.json").write_text(history.to_json())
+        print(f"recorded {name}: {len(history.events)} events")
+    finally:
+        await env.shutdown()
+
+
+def enrollment_starter(env: WorkflowEnvironment, task_queue: str) -> Awaitable[WorkflowHandle[Any, Any]]:
+    enrollment_id = uuid.uuid4().hex[:16]
+    return env.client.start_workflow(
+        EnrollmentWorkflow.run,
+        EnrollmentInput(enrollment_id=enrollment_id, fields=FIELDS, created_by=CSM, schedule=SCHEDULE),
+        id=f"enrollment-{enrollment_id}",
+        task_queue=task_queue,
+    )
+
+
+async def account_starter(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    today = (await env.get_current_time()).date()
+    account_id = uuid.uuid4().hex[:16]
+    return await env.client.start_workflow(
+        MemberAccountWorkflow.run,
+        AccountInput(
+            account_id=account_id,
+            enrollment_id=account_id,
+            fields=FIELDS.model_copy(update={"service_end_date": today + timedelta(days=60)}),
+            form=FORM,
+            created_by=CSM,
+            service_start_date=today,
+            warning_offsets=SCHEDULE.warning_offsets,
+        ),
+        id=f"account-{account_id}",
+        task_queue=task_queue,
+    )
+
+
+async def main() -> None:
+    HERE.mkdir(parents=True, exist_ok=True)
+    for name, scenario in ENROLLMENT_SCENARIOS.items():
+        await record(name, enrollment_starter, scenario)
+    await record("account-lifecycle", account_starter, account_lifecycle)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,30 @@
+"""Replay recorded histories against today's workflow code: an incompatible change fails here, in CI,
+before it can break enrollments and accounts that are running. Guard changes with `workflow.patched`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.account import MemberAccountWorkflow
+from workflows.enrollment import EnrollmentWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_there_are_histories_for_both_workflows() -> None:
+    names = {path.name.split("-")[0] for path in HISTORIES}
+    assert names == {"enrollment", "account"}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays_without_nondeterminism(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    replayer = Replayer(workflows=[EnrollmentWorkflow, MemberAccountWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None

@@ -1,0 +1,327 @@
+"""MemberAccountWorkflow: an approved member account, from approval until it is deleted."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.models import (
+        SYSTEM,
+        AccountChange,
+        AccountInput,
+        AccountStatus,
+        AccountView,
+        Actor,
+        AddUsersPurchased,
+        EditAccount,
+        EmailKind,
+        EmailRequest,
+        MemberType,
+        RecordAccount,
+        TimelineEvent,
+        UsageReport,
+    )
+    from domain.status import AccountAction, account_refusal
+    from workflows.attributes import ACCOUNT_STATUS, MEMBER_TYPE, SERVICE_END_DATE
+    from workflows.enrollment import EMAIL_TIMEOUT, RECORD_TIMEOUT, RETRY
+
+A = AccountStatus
+# Bound the history over years of usage reports and edits: start a fresh run carrying the state.
+EVENTS_PER_RUN = 1000
+
+
+def refused(status: AccountStatus, action: AccountAction) -> None:
+    reason = account_refusal(status, action)
+    if reason:
+        raise ApplicationError(reason, type="TransitionRefused", non_retryable=True)
+
+
+def ends_at(view: AccountView) -> datetime:
+    """The account is disabled from 00:00 UTC on its service end date."""
+    return datetime.combine(view.service_end_date, time(0), tzinfo=UTC)
+
+
+@workflow.defn
+class MemberAccountWorkflow:
+    """An Active member account: service-end warnings at each offset, Expired at the end date (revived when
+    the date is extended), Suspended ⇄ Active, Deleted only from Suspended; continues as new to stay bounded.
+
+    Query `status` → AccountView. Updates: `suspend`, `reactivate`, `delete`, `edit`,
+    `add_users_purchased`, `report_usage`.
+    """
+
+    @workflow.init
+    def __init__(self, input: AccountInput) -> None:
+        self._input = input
+        fields = input.fields
+        self._view = input.state or AccountView(
+            id=input.account_id,
+            enrollment_id=input.enrollment_id,
+            status=A.active,
+            organization_name=fields.organization_name,
+            member_type=fields.member_type,
+            service_start_date=input.service_start_date,
+            service_end_date=fields.service_end_date,
+            display_users_purchased=fields.display_users_purchased,
+            users_purchased=fields.users_purchased,
+            reseller_account_id=fields.reseller_account_id,
+            contacts=input.form,
+            corporate_contact_email=fields.corporate_contact_email,
+            created_by=input.created_by.email,
+            created_at=workflow.now(),
+        )
+        self._warned: set[str] = set(input.warned)
+        self._lock = asyncio.Lock()
+        self._epoch = 0
+        self._events = 0
+
+    @workflow.run
+    async def run(self, input: AccountInput) -> AccountView:
+        async with self._lock:
+            if input.state is None:
+                await self._record("activated", input.created_by, f"enrollment {input.enrollment_id} approved")
+            else:
+                self._upsert_attributes()
+        while self._view.status != A.deleted:
+            if self._events >= EVENTS_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    input.model_copy(
+                        update={"state": self._view.model_copy(update={"timeline": []}), "warned": sorted(self._warned)}
+                    )
+                )
+            if self._view.status == A.expired:
+                await self._changed_within(None, None)
+            else:
+                await self._wait_for_service_end()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._view
+
+    @workflow.query(name="status")
+    def status(self) -> AccountView:
+        return self._view
+
+    # --- updates -----------------------------------------------------------------------------------
+
+    @workflow.update(name="suspend")
+    async def suspend(self, change: AccountChange) -> AccountView:
+        async with self._lock:
+            refused(self._view.status, AccountAction.suspend)
+            self._set(status=A.suspended)
+            await self._record("suspended", change.actor, change.audit_note)
+            return self._view
+
+    @suspend.validator
+    def _validate_suspend(self, change: AccountChange) -> None:
+        refused(self._view.status, AccountAction.suspend)
+
+    @workflow.update(name="reactivate")
+    async def reactivate(self, change: AccountChange) -> AccountView:
+        async with self._lock:
+            refused(self._view.status, AccountAction.reactivate)
+            self._set(status=A.expired if workflow.now() >= ends_at(self._view) else A.active)
+            await self._record("reactivated", change.actor, change.audit_note)
+            return self._view
+
+    @reactivate.validator
+    def _validate_reactivate(self, change: AccountChange) -> None:
+        refused(self._view.status, AccountAction.reactivate)
+
+    @workflow.update(name="delete")
+    async def delete(self, change: AccountChange) -> AccountView:
+        async with self._lock:
+            refused(self._view.status, AccountAction.delete)
+            self._set(status=A.deleted)
+            await self._record("deleted", change.actor, change.audit_note, release_claim=True)
+            return self._view
+
+    @delete.validator
+    def _validate_delete(self, change: AccountChange) -> None:
+        refused(self._view.status, AccountAction.delete)
+
+    @workflow.update(name="edit")
+    async def edit(self, change: EditAccount) -> AccountView:
+        async with self._lock:
+            self._check_edit(change)
+            notes = []
+            if change.service_end_date is not None and change.service_end_date != self._view.service_end_date:
+                notes.append(f"service end date {self._view.service_end_date} → {change.service_end_date}")
+                self._set(service_end_date=change.service_end_date)
+                if self._view.status == A.expired and workflow.now() < ends_at(self._view):
+                    self._set(status=A.active)
+            if (
+                change.display_users_purchased is not None
+                and change.display_users_purchased != self._view.display_users_purchased
+            ):
+                notes.append(f"display users purchased {'on' if change.display_users_purchased else 'off'}")
+                self._set(display_users_purchased=change.display_users_purchased)
+                if change.display_users_purchased and self._view.users_purchased is None:
+                    self._set(users_purchased=0)
+            await self._record("edited", change.actor, "; ".join([*notes, change.audit_note]))
+            return self._view
+
+    @edit.validator
+    def _validate_edit(self, change: EditAccount) -> None:
+        self._check_edit(change)
+
+    def _check_edit(self, change: EditAccount) -> None:
+        refused(self._view.status, AccountAction.edit)
+        if change.display_users_purchased and self._view.member_type != MemberType.customer:
+            raise ApplicationError(
+                "Display Users Purchased applies to customer accounts only.",
+                type="TransitionRefused",
+                non_retryable=True,
+            )
+
+    @workflow.update(name="add_users_purchased")
+    async def add_users_purchased(self, order: AddUsersPurchased) -> AccountView:
+        async with self._lock:
+            self._check_add(order)
+            before = self._view.users_purchased or 0
+            self._set(users_purchased=before + order.add)
+            sign = "+" if order.add >= 0 else "−"
+            note = f"{before:,} {sign} {abs(order.add):,} = {before + order.add:,}; {order.audit_note}"
+            await self._record("users purchased changed", order.actor, note)
+            return self._view
+
+    @add_users_purchased.validator
+    def _validate_add(self, order: AddUsersPurchased) -> None:
+        self._check_add(order)
+
+    def _check_add(self, order: AddUsersPurchased) -> None:
+        refused(self._view.status, AccountAction.add_users)
+        if (self._view.users_purchased or 0) + order.add < 0:
+            raise ApplicationError(
+                f"Users purchased cannot go below zero (the total is {self._view.users_purchased or 0:,}).",
+                type="TransitionRefused",
+                non_retryable=True,
+            )
+
+    @workflow.update(name="report_usage")
+    async def report_usage(self, report: UsageReport) -> AccountView:
+        async with self._lock:
+            refused(self._view.status, AccountAction.report_usage)
+            last = self._view.users_reported_at
+            if last is None or report.reported_at >= last:
+                self._set(users_existing=report.users_existing, users_reported_at=report.reported_at)
+                await self._record(None, SYSTEM, None)
+            return self._view
+
+    @report_usage.validator
+    def _validate_usage(self, report: UsageReport) -> None:
+        refused(self._view.status, AccountAction.report_usage)
+
+    # --- the service end date ------------------------------------------------------------------------
+
+    def _due_warnings(self) -> list[tuple[datetime, str]]:
+        """(when, key) of the warnings for the current end date not yet sent, soonest first."""
+        end = ends_at(self._view)
+        due = [
+            (end - timedelta(seconds=offset), f"{self._view.service_end_date.isoformat()}:{offset:g}")
+            for offset in self._input.warning_offsets
+        ]
+        return sorted((at, key) for at, key in due if key not in self._warned)
+
+    async def _wait_for_service_end(self) -> None:
+        epoch = self._epoch
+        warnings = self._due_warnings()
+        at = warnings[0][0] if warnings else ends_at(self._view)
+        delay = (at - workflow.now()).total_seconds()
+        if delay > 0 and await self._changed_within(
+            timedelta(seconds=delay), "service end" if not warnings else "service end warning"
+        ):
+            return
+        async with self._lock:
+            if self._epoch != epoch or self._view.status in (A.expired, A.deleted):
+                return
+            now = workflow.now()
+            passed = [key for when, key in self._due_warnings() if when <= now]
+            if now >= ends_at(self._view):
+                self._warned.update(passed)
+                self._set(status=A.expired)
+                await self._record("expired", SYSTEM, f"service end date {self._view.service_end_date} reached")
+                await self._email(EmailKind.account_expired, f"expired-{self._view.service_end_date.isoformat()}")
+            elif passed:
+                # One email, however many offsets have already passed (an account ending tomorrow warns once).
+                self._warned.update(passed)
+                await self._email(EmailKind.service_end_warning, f"warning-{passed[-1]}")
+                await self._record("service end warning", SYSTEM, f"service ends on {self._view.service_end_date}")
+
+    async def _changed_within(self, timeout: timedelta | None, label: str | None) -> bool:
+        epoch = self._epoch
+        try:
+            await workflow.wait_condition(lambda: self._epoch != epoch, timeout=timeout, timeout_summary=label)
+        except TimeoutError:
+            return False
+        return True
+
+    # --- steps ---------------------------------------------------------------------------------------
+
+    def _recipients(self) -> list[str]:
+        recipients = [self._view.corporate_contact_email]
+        if self._view.contacts:
+            recipients.append(self._view.contacts.technical_contact_email)
+        if self._view.created_by:
+            recipients.append(self._view.created_by)
+        return list(dict.fromkeys(recipients))
+
+    async def _email(self, kind: EmailKind, activity_id: str) -> None:
+        request = EmailRequest(kind=kind, account=self._view.model_copy(update={"timeline": []}), to=self._recipients())
+        await workflow.execute_activity(
+            "send_email",
+            request,
+            activity_id=f"email-{activity_id}",
+            start_to_close_timeout=EMAIL_TIMEOUT,
+            retry_policy=RETRY,
+        )
+
+    async def _record(self, event: str | None, actor: Actor, note: str | None, *, release_claim: bool = False) -> None:
+        """Bring the store's row up to the view, adding `event` to the timeline when there is one."""
+        self._events += 1
+        entry = None
+        if event is not None:
+            entry = TimelineEvent(at=workflow.now(), event=event, actor=actor.label, note=note)
+            self._view = self._view.model_copy(update={"timeline": [*self._view.timeline[-49:], entry]})
+        info = workflow.info()
+        record = RecordAccount(
+            view=self._view.model_copy(update={"timeline": []}),
+            event_key=f"{info.workflow_id}/{info.run_id}/event-{self._events}",
+            event=entry,
+            release_claim=release_claim,
+        )
+        await workflow.execute_activity(
+            "record_account",
+            record,
+            activity_id=f"record-{self._events}",
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        self._epoch += 1
+        self._upsert_attributes()
+
+    def _set(self, **changes: Any) -> None:
+        self._view = self._view.model_copy(update=changes)
+
+    def _upsert_attributes(self) -> None:
+        view = self._view
+        updates: list[SearchAttributeUpdate[Any]] = [
+            ACCOUNT_STATUS.value_set(view.status.value),
+            MEMBER_TYPE.value_set(view.member_type.value),
+            SERVICE_END_DATE.value_set(ends_at(view)),
+        ]
+        workflow.upsert_search_attributes(updates)
+        details = f"**{view.status.value}** · service ends {view.service_end_date.isoformat()}"
+        if view.display_users_purchased:
+            details += f" · users purchased {view.users_purchased or 0:,}"
+        if view.users_existing is not None:
+            details += f" · users existing {view.users_existing:,}"
+        if view.timeline:
+            last = view.timeline[-1]
+            details += f"\n\nLast event: {last.event} by {last.actor} at {last.at:%Y-%m-%d %H:%M:%S} UTC"
+        workflow.set_current_details(details)
