@@ -187,16 +187,17 @@ def list_(
         return await service.list(status=wanted, member_type=member_type, q=q, limit=limit, cursor=cursor)  # type: ignore[no-any-return]
 
     items, next_cursor = _with_service(job)
-    table = Table("ID", "Organization", "Type", "Status", "Corporate contact", "Created", "Form due")
+    table = Table("Organization", "Type", "Status", "Corporate contact", "Created", "Form due")
+    table.add_column("ID", no_wrap=True)
     for v in items:
         table.add_row(
-            v.id,
             v.organization_name,
             v.member_type.value,
             v.status.value,
             v.corporate_contact_email,
             f"{v.created_at:%Y-%m-%d %H:%M}",
             f"{v.expires_at:%Y-%m-%d %H:%M}" if v.expires_at and v.status == EnrollmentStatus.new else "",
+            v.id,
         )
     console.print(table)
     if next_cursor:

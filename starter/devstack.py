@@ -8,6 +8,7 @@ of them exits on its own, the others are stopped too and `run_up` returns 1.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ EMBEDDED_HOST = "127.0.0.1"
 TEMPORAL_PORT = 7233
 TEMPORAL_UI_PORT = 8233
 READY_TIMEOUT = 60.0  # seconds for a role to answer after it starts
+PR_SET_PDEATHSIG = 1  # prctl option, <sys/prctl.h>
 STOP_TIMEOUT = 10.0  # seconds a child gets to exit after SIGINT before it is killed
 
 console = Console(highlight=False)
@@ -59,7 +61,10 @@ class _Stack:
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         # A session of its own: a terminal Ctrl-C reaches only us, and we pass it on once, in order.
-        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        # And should we die without stopping them (killed, or our terminal's pipe closed), they die too.
+        process = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+        )
         self.children.append(_Child(name, process))
 
     def checkpoint(self) -> None:
@@ -226,6 +231,13 @@ def _listening(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent exits (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
