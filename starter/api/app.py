@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from domain.settings import Settings
 from starter.api.pages import static_files
-from starter.api.routes import accounts, contact_form, dev_mailbox, enrollments, health
+from starter.api.routes import accounts, contact_form, dev_mailbox, enrollments, health, portal
 from starter.service import InvalidInput, ServiceError
 
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(enrollments.router)
     app.include_router(accounts.router)
     app.include_router(contact_form.router)
+    app.include_router(portal.router)
     app.mount("/static", static_files, name="static")
     if app.state.settings.dev_mailbox:
         app.include_router(dev_mailbox.router)

@@ -1,0 +1,77 @@
+"""Signing in and out, the signed-in user's own page, and `/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from starter.api.deps import SettingsDep
+from starter.api.routes.portal_common import PortalRoute, done_message, form_text, page, redirect
+from starter.api.session import (
+    PortalUser,
+    SessionDep,
+    check_csrf_token,
+    clear_session,
+    local_path,
+    new_session,
+    write_session,
+)
+from store import users
+
+router = APIRouter(include_in_schema=False, route_class=PortalRoute)
+HOME = "/enrollments"
+
+
+@router.get("/")
+async def home() -> Response:
+    return redirect(HOME)
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_form(request: Request, settings: SettingsDep, session: SessionDep) -> Response:
+    url = settings.effective_database_url
+    target = local_path(request.query_params.get("next"), HOME)
+    user_id = session.user_id if session else None
+    if user_id is not None and await users.user_by_id(url, user_id) is not None:
+        return redirect(target)
+    # A visitor keeps the token they have (two tabs of this page both work); a stale user session gets a new one.
+    visitor = session if session is not None and user_id is None else new_session(None)
+    request.state.portal_csrf = visitor.csrf
+    context = {"next": target, "email": "", "problem": None, "message": await done_message(request, settings)}
+    response = page(request, "portal/signin.html", context)
+    write_session(response, settings, visitor)
+    return response
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def signin(request: Request, settings: SettingsDep, session: SessionDep) -> Response:
+    form = await request.form()
+    check_csrf_token(session, form.get("csrf_token"))
+    assert session is not None
+    email = (form_text(form, "email") or "").strip()[:254]
+    password = form_text(form, "password") or ""
+    target = local_path(form.get("next"), HOME)
+    user = await users.check_password(settings.effective_database_url, email, password) if email else None
+    if user is None:
+        request.state.portal_csrf = session.csrf
+        problem = "The email address or password is not right. Check them and try again."
+        context = {"next": target, "email": email, "problem": problem, "message": None}
+        return page(request, "portal/signin.html", context, status_code=401)
+    response = redirect(target)
+    write_session(response, settings, new_session(user.id))
+    return response
+
+
+@router.post("/signout")
+async def signout(user: PortalUser, settings: SettingsDep) -> Response:
+    response = redirect("/signin?done=signed_out")
+    clear_session(response, settings)
+    return response
+
+
+@router.get("/me", response_class=HTMLResponse)
+async def me(request: Request, user: PortalUser, session: SessionDep) -> Response:
+    signed_in_at = datetime.fromtimestamp(session.issued_at, UTC) if session else None
+    return page(request, "portal/me.html", {"signed_in_at": signed_in_at})

@@ -1,0 +1,205 @@
+"""What every portal page shares: the layout's context, the status messages, and refusals shown as pages.
+
+Routes of the portal use `PortalRoute`, which turns a missing sign-in into a redirect and a refusal (wrong
+role, stale form, unknown enrollment, a transition the status machine refuses, Temporal down) into a page in
+the portal's layout instead of the API's JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+
+from domain.models import EnrollmentStatus, EnrollmentView, FieldError, MemberType, Role
+from domain.settings import Settings
+from starter.api.deps import CREATORS, REVIEWERS, STAFF
+from starter.api.pages import templates
+from starter.api.session import CSRF_FIELD, NothingHereYet, SignInRequired
+from starter.service import NotFound, ServiceError
+from store import enrollments as enrollment_store
+from store.tables import User
+
+E = TypeVar("E", bound=StrEnum)
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+MEMBER_TYPES = {
+    MemberType.customer: "Customer",
+    MemberType.reseller: "Reseller",
+    MemberType.manufacturer: "Credential manufacturer",
+}
+MEMBER_TYPE_HELP = {
+    MemberType.customer: "Uses the service for its own people.",
+    MemberType.reseller: "Resells the service to its own end customers.",
+    MemberType.manufacturer: "Manufactures credentials and uploads their shared secrets.",
+}
+FIELD_LABELS = {
+    "organization_name": "Organization name",
+    "member_type": "Member type",
+    "display_users_purchased": "Display Users Purchased",
+    "users_purchased": "Users Purchased",
+    "reseller_account_id": "Reseller account",
+    "service_end_date": "Service end date",
+    "corporate_contact_email": "Corporate contact email",
+    "audit_note": "Audit note",
+    "reason": "Reason",
+}
+
+# `?done=` names one of these fixed sentences; `{org}` becomes the enrollment's name, read from the store.
+DONE = {
+    "created": "{org}: member account created. Its enrollment is New and the invitation is on its way to the "
+    "corporate contact.",
+    "edited": "{org}: your changes are saved.",
+    "edited_sent": "{org}: your changes are saved and the invitation was sent to the new corporate contact.",
+    "edited_not_sent": "{org}: your changes are saved. No invitation was sent; use Resend when you are ready.",
+    "deleted": "{org}: the enrollment is deleted (status Cancelled).",
+    "resent": "{org}: the invitation was sent again with a new link. The old link no longer works and the "
+    "deadline starts again.",
+    "review_started": "{org}: review started. Edits are locked while it is in review.",
+    "approved": "{org}: approved. The member account is active and the contacts are emailed a welcome.",
+    "rejected": "{org}: rejected. The corporate contact is emailed the reason.",
+    "signed_out": "You have signed out.",
+}
+
+
+def errors_by_field(errors: list[FieldError]) -> dict[str, str]:
+    """Field → message, in the order the fields appear on the page (the error summary reads top to bottom)."""
+    order = list(FIELD_LABELS)
+    ranked = sorted(errors, key=lambda e: order.index(e.field) if e.field in order else len(order))
+    return {e.field: e.message for e in ranked}
+
+
+def when(at: datetime | None) -> str:
+    return at.strftime("%d %b %Y, %H:%M UTC") if at else "—"
+
+
+def short(at: datetime | None) -> str:
+    """For table cells, under a column heading that says UTC."""
+    return at.strftime("%d %b %Y %H:%M") if at else "—"
+
+
+def day(on: date | None) -> str:
+    return on.strftime("%d %b %Y") if on else "—"
+
+
+def links_for(user: User | None) -> list[tuple[str, str]]:
+    """The Links pane: what this user may do, in the words CSMs know."""
+    if user is None or user.role not in STAFF:
+        return []
+    links = []
+    if user.role in CREATORS:
+        links.append(("/accounts/new", "Create New Member Accounts"))
+    links += [("/enrollments", "Find Member Account Enrollments"), ("/accounts", "Find Member Accounts")]
+    if user.role in REVIEWERS:
+        links.append(("/review", "Review queue"))
+    return links
+
+
+def page(
+    request: Request, template: str, context: Mapping[str, Any] | None = None, *, status_code: int = 200
+) -> HTMLResponse:
+    """A page in the portal's layout (top bar, Links pane) for whoever is signed in."""
+    user: User | None = getattr(request.state, "portal_user", None)
+    base = {
+        "user": user,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": getattr(request.state, "portal_csrf", ""),
+        "links": links_for(user),
+        "path": request.url.path,
+        "can_create": user is not None and user.role in CREATORS,
+        "can_review": user is not None and user.role in REVIEWERS,
+        "member_types": MEMBER_TYPES,
+        "field_labels": FIELD_LABELS,
+        "statuses": list(EnrollmentStatus),
+        "when": when,
+        "day": day,
+        "short": short,
+        "values": {},
+        "errors": {},
+        "message": None,
+    }
+    return templates.TemplateResponse(
+        request, template, {**base, **(context or {})}, status_code=status_code, headers=HEADERS
+    )
+
+
+def refusal(request: Request, status_code: int, heading: str, message: str) -> HTMLResponse:
+    return page(request, "portal/refusal.html", {"heading": heading, "detail": message}, status_code=status_code)
+
+
+async def done_message(request: Request, settings: Settings) -> str | None:
+    """The status message that `?done=<name>&id=<enrollment>` asks for; never text taken from the URL."""
+    template = DONE.get(request.query_params.get("done", ""))
+    if template is None:
+        return None
+    org = "The enrollment"
+    enrollment_id = request.query_params.get("id", "")
+    if "{org}" in template and 0 < len(enrollment_id) <= 64:
+        view = await enrollment_store.get_enrollment(settings.effective_database_url, enrollment_id)
+        if view is not None:
+            org = view.organization_name
+    return template.replace("{org}", org)
+
+
+async def enrollment_or_404(settings: Settings, enrollment_id: str) -> EnrollmentView:
+    """Read from the store (pages that only show an enrollment work while Temporal is down)."""
+    view = await enrollment_store.get_enrollment(settings.effective_database_url, enrollment_id[:64])
+    if view is None:
+        raise NotFound("There is no enrollment at this address. It may have been mistyped.")
+    return view
+
+
+def redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def choice(enum: type[E], raw: str | None) -> E | None:
+    """The member of `enum` that `raw` spells, or None (a query parameter that is empty or unknown)."""
+    try:
+        return enum(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def form_text(form: Mapping[str, Any], name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+class PortalRoute(APIRoute):
+    """Portal routes answer in HTML: sign-in redirects, and refusals as pages in the layout."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except SignInRequired as exc:
+                return redirect((exc.headers or {}).get("Location", "/signin"))
+            except NothingHereYet as exc:
+                request.state.portal_user = exc.user
+                return page(request, "portal/nothing_yet.html", {"role": Role(exc.user.role)})
+            except NotFound as exc:
+                return refusal(request, 404, "Not found", exc.message)
+            except ServiceError as exc:
+                return refusal(request, exc.status, "That cannot be done now", exc.message)
+            except HTTPException as exc:
+                heading = "Not allowed" if exc.status_code == 403 else "Something is not available"
+                return refusal(request, exc.status_code, heading, str(exc.detail))
+
+        return route

@@ -1,0 +1,187 @@
+"""The portal's reads: the Member Account Enrollments table, sorted and keyset-paginated both ways.
+
+Each sort walks an index in order (`ix_enrollments_created`, `ix_enrollments_status_created`,
+`ix_enrollments_type_created`, `ix_enrollments_organization_key`), and a page continues from the last row
+it showed, so page 2,000 costs what page 1 does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from domain.models import EnrollmentStatus, MemberType
+from domain.rules import organization_key
+from store.db import transaction
+from store.enrollments import MAX_PAGE, BadCursor, escape_like
+from store.tables import Enrollment
+
+
+class Sort(StrEnum):
+    newest = "newest"
+    oldest = "oldest"
+    organization = "organization"
+    organization_desc = "organization_desc"
+
+
+SORT_LABELS = {
+    Sort.newest: "Newest first",
+    Sort.oldest: "Oldest first",
+    Sort.organization: "Organization A–Z",
+    Sort.organization_desc: "Organization Z–A",
+}
+
+
+PageQuery = Select[str, str, str, str, str, str, datetime, datetime | None]
+"""id, organization name and key, member type, status, contact email, created at, expires at."""
+
+
+@dataclass(frozen=True)
+class EnrollmentRow:
+    """One line of the table: only the columns it shows."""
+
+    id: str
+    organization_name: str
+    member_type: MemberType
+    status: EnrollmentStatus
+    corporate_contact_email: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EnrollmentPage:
+    rows: list[EnrollmentRow]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def _key_column(sort: Sort) -> InstrumentedAttribute[Any]:
+    return Enrollment.created_at if sort in (Sort.newest, Sort.oldest) else Enrollment.organization_key
+
+
+def _descending(sort: Sort) -> bool:
+    return sort in (Sort.newest, Sort.organization_desc)
+
+
+def _key_of(row: Any, sort: Sort) -> str:
+    return str(row.created_at.isoformat()) if sort in (Sort.newest, Sort.oldest) else str(row.organization_key)
+
+
+def encode_cursor(sort: Sort, direction: str, key: str, row_id: str) -> str:
+    raw = json.dumps([sort.value, direction, key, row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: Sort) -> tuple[str, Any, str]:
+    """(direction, key value, id) of a cursor this module made for `sort`; BadCursor otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, direction, key, row_id = json.loads(raw)
+        if cursor_sort != sort.value or direction not in ("after", "before"):
+            raise ValueError
+        if not isinstance(key, str) or not isinstance(row_id, str):
+            raise ValueError
+        value: Any = key
+        if sort in (Sort.newest, Sort.oldest):
+            value = datetime.fromisoformat(key)
+            if value.tzinfo is None:
+                raise ValueError
+        return direction, value, row_id
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise BadCursor("cursor is not one this page made") from exc
+
+
+def _beyond(column: InstrumentedAttribute[Any], value: Any, row_id: str, *, forward: bool) -> ColumnElement[bool]:
+    """Rows strictly past (value, id) in the walking direction, written so the index range is usable."""
+    if forward:
+        return and_(column >= value, or_(column > value, Enrollment.id > row_id))
+    return and_(column <= value, or_(column < value, Enrollment.id < row_id))
+
+
+def page_query(
+    *,
+    status: EnrollmentStatus | None = None,
+    member_type: MemberType | None = None,
+    q: str | None = None,
+    sort: Sort = Sort.newest,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[PageQuery, bool]:
+    """The SELECT of one page (limit + 1 rows, to tell whether there are more), and whether it walks backwards."""
+    column = _key_column(sort)
+    query = select(
+        Enrollment.id,
+        Enrollment.organization_name,
+        Enrollment.organization_key,
+        Enrollment.member_type,
+        Enrollment.status,
+        Enrollment.corporate_contact_email,
+        Enrollment.created_at,
+        Enrollment.expires_at,
+    )
+    if status is not None:
+        query = query.where(Enrollment.status == status.value)
+    if member_type is not None:
+        query = query.where(Enrollment.member_type == member_type.value)
+    if q and q.strip():
+        query = query.where(Enrollment.organization_key.like(f"%{escape_like(organization_key(q))}%", escape="\\"))
+    direction = "after"
+    if cursor:
+        direction, value, row_id = decode_cursor(cursor, sort)
+        # Walking "before" a row runs the index the other way; the caller turns the rows back round.
+        query = query.where(_beyond(column, value, row_id, forward=_descending(sort) == (direction == "before")))
+    backwards = direction == "before"
+    if _descending(sort) != backwards:
+        query = query.order_by(column.desc(), Enrollment.id.desc())
+    else:
+        query = query.order_by(column.asc(), Enrollment.id.asc())
+    return query.limit(max(1, min(limit, MAX_PAGE)) + 1), backwards
+
+
+async def enrollment_page(
+    url: str,
+    *,
+    status: EnrollmentStatus | None = None,
+    member_type: MemberType | None = None,
+    q: str | None = None,
+    sort: Sort = Sort.newest,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> EnrollmentPage:
+    """One page of the table; `cursor` is a `next_cursor` or `previous_cursor` of an earlier page."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query, backwards = page_query(status=status, member_type=member_type, q=q, sort=sort, limit=limit, cursor=cursor)
+    async with transaction(url) as session:
+        found = list((await session.execute(query)).all())
+    more = len(found) > limit
+    found = found[:limit]
+    if backwards:
+        found.reverse()
+    rows = [
+        EnrollmentRow(
+            id=r.id,
+            organization_name=r.organization_name,
+            member_type=MemberType(r.member_type),
+            status=EnrollmentStatus(r.status),
+            corporate_contact_email=r.corporate_contact_email,
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+        )
+        for r in found
+    ]
+    next_cursor = previous_cursor = None
+    if found:
+        first, last = found[0], found[-1]
+        if more or backwards:
+            next_cursor = encode_cursor(sort, "after", _key_of(last, sort), last.id)
+        if (more and backwards) or (cursor and not backwards):
+            previous_cursor = encode_cursor(sort, "before", _key_of(first, sort), first.id)
+    return EnrollmentPage(rows=rows, next_cursor=next_cursor, previous_cursor=previous_cursor)

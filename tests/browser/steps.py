@@ -1,0 +1,111 @@
+"""What a person does in the portal, as steps the browser tests share."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.browser.stack import PASSWORD, Portal
+
+END_DATE = (datetime.now(UTC).date() + timedelta(days=400)).isoformat()
+CONTACT_FORM = {
+    "Your full name": "Pat Example",
+    "Your phone number": "+44 20 7946 0000",
+    "Technical contact's name": "Tess Tech",
+    "Technical contact's email": "tess@acme.example",
+    "Technical contact's phone": "+44 20 7946 0001",
+    "Billing contact's name": "Bill Ing",
+    "Billing contact's email": "billing@acme.example",
+    "Street address": "1 High Street",
+    "City": "London",
+    "Postal code": "EC1A 1BB",
+    "Country": "United Kingdom",
+}
+
+
+def unique(name: str) -> str:
+    return f"{name} {uuid.uuid4().hex[:6]}"
+
+
+def contact_for(org: str) -> str:
+    return f"contact-{uuid.uuid4().hex[:8]}@{org.split()[0].lower()}.example"
+
+
+def unlabelled_fields(page: Page) -> list[str]:
+    """Every visible form control without a label (none should have one)."""
+    result: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+            .filter(el => el.type !== 'hidden' && el.offsetParent !== null)
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+            .map(el => el.name || el.id)"""
+    )
+    return result
+
+
+def shot(portal: Portal, page: Page, name: str) -> None:
+    """A full-page screenshot under a fixed name, after checking that every field on it is labelled."""
+    assert unlabelled_fields(page) == [], f"unlabelled fields on {page.url}"
+    page.screenshot(path=str(portal.shots / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, email: str, *, start: str = "/enrollments") -> None:
+    page.goto(start)
+    expect(page).to_have_url(re.compile(re.escape(f"/signin?next={start}") + "$"))
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(re.escape(start) + "$"))
+
+
+def fill_account(page: Page, org: str, contact: str, *, users: str = "1,000") -> None:
+    """The Create New Member Accounts form for a customer who sees users purchased."""
+    page.get_by_label("Organization name").fill(org)
+    page.get_by_label("Customer", exact=True).check()
+    page.get_by_role("radio", name="Yes").check()
+    page.get_by_label("Users Purchased", exact=True).fill(users)
+    page.get_by_label("Service end date").fill(END_DATE)
+    page.get_by_label("Corporate contact email").fill(contact)
+
+
+def create_account(page: Page, org: str, contact: str) -> str:
+    """Create the account from the Links pane; returns the enrollment id (at Next Steps)."""
+    page.get_by_role("link", name="Create New Member Accounts").click()
+    fill_account(page, org, contact)
+    page.get_by_role("button", name="Create Account").click()
+    expect(page.get_by_role("heading", name="Next Steps")).to_be_visible()
+    return page.url.rstrip("/").split("/")[-2]
+
+
+def complete_form(page: Page, link: str, **changes: str) -> None:
+    """The contact opens the link and submits the form."""
+    page.goto(link)
+    for label, value in {**CONTACT_FORM, **changes}.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_label("I accept the member terms").check()
+    page.get_by_role("button", name="Submit the enrollment form").click()
+
+
+CONTACT_FIELDS = {
+    "corporate_contact_name": "Pat Example",
+    "corporate_contact_phone": "+44 20 7946 0000",
+    "technical_contact_name": "Tess Tech",
+    "technical_contact_email": "tess@acme.example",
+    "technical_contact_phone": "+44 20 7946 0001",
+    "billing_contact_name": "Bill Ing",
+    "billing_contact_email": "billing@acme.example",
+    "address_line1": "1 High Street",
+    "city": "London",
+    "postal_code": "EC1A 1BB",
+    "country": "United Kingdom",
+    "accept_terms": "yes",
+}
+
+
+def submit_form_by_http(link: str, **changes: str) -> None:
+    """The contact's submit without a browser, for tests whose subject is what comes after it."""
+    response = httpx.post(link, data={**CONTACT_FIELDS, **changes}, follow_redirects=False)
+    assert response.status_code == 303, response.text
