@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     free_mail_domains: str = DEFAULT_FREE_MAIL_DOMAINS
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233")
     dev_mailbox: bool = False
+    payload_key: str | None = None
+    embedded: bool = False  # set by `enroll up` for its children: dev mode, where a generated secret will do
+
+    def missing_secret(self) -> str | None:
+        """Why this process must not start without ENROLL_SECRET_KEY, or None when it may."""
+        if self.secret_key or self.embedded:
+            return None
+        return (
+            "ENROLL_SECRET_KEY is not set. Outside `enroll up` the stack needs a secret of its own, shared by "
+            "every worker and API process, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'."
+        )
 
     @field_validator("reminders", "service_end_warnings")
     @classmethod

@@ -4,48 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from domain.models import EnrollmentStatus, EnrollmentView, MemberType, Role
 from domain.settings import Settings
+from starter.cli_admin import tokens_app, users_app
+from starter.cli_common import T, console, errors
+from starter.cli_common import fail as _fail
+from starter.cli_common import run as _run
+from starter.cli_import import import_enrollments, usage_app
 from store import users as user_store
-from store.db import dispose_all
 from store.migrate import upgrade_to_head
 
 app = typer.Typer(help="Member Account Enrollment.", no_args_is_help=True, add_completion=False)
-users_app = typer.Typer(help="Manage the people who sign in.", no_args_is_help=True)
-tokens_app = typer.Typer(help="Manage API bearer tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
-
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
-
-
-def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
-    """Run one async job against the migrated store, and close its connections after."""
-    settings = Settings()
-    upgrade_to_head(settings.effective_database_url)
-
-    async def job() -> T:
-        try:
-            return await make(settings)
-        finally:
-            await dispose_all()
-
-    return asyncio.run(job())
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
-    return typer.Exit(code)
+app.add_typer(usage_app, name="usage")
+app.command("import")(import_enrollments)
 
 
 @app.command()
@@ -56,13 +35,21 @@ def up() -> None:
     raise typer.Exit(run_up(Settings()))
 
 
+def _production_settings() -> Settings:
+    settings = Settings()
+    if problem := settings.missing_secret():
+        raise _fail(problem, 2)
+    return settings
+
+
 @app.command()
 def worker() -> None:
     """Run the worker (workflows and activities) until Ctrl-C."""
     from worker import run_worker
 
+    settings = _production_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_worker(Settings()))
+    asyncio.run(run_worker(settings))
 
 
 @app.command()
@@ -72,48 +59,9 @@ def api() -> None:
 
     from starter.api.app import create_app
 
-    settings = Settings()
+    settings = _production_settings()
     upgrade_to_head(settings.effective_database_url)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
-
-
-@users_app.command("add")
-def users_add(
-    email: str,
-    role: Annotated[Role, typer.Option(help="admin, csm, sales, reviewer, reseller or customer")],
-    account: Annotated[str | None, typer.Option(help="member account id (reseller and customer users)")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
-) -> None:
-    """Add a user who can sign in to the portal and get API tokens."""
-    if not password_stdin:
-        raise _fail("pass the password on standard input with --password-stdin", 2)
-    password = sys.stdin.readline().rstrip("\r\n")
-
-    async def add(settings: Settings) -> None:
-        user = await user_store.add_user(
-            settings.effective_database_url, email=email, role=role, password=password, account_id=account
-        )
-        console.print(f"added {user.email} ({user.role})", highlight=False)
-
-    try:
-        _run(add)
-    except user_store.UserError as exc:
-        raise _fail(str(exc), 2) from exc
-
-
-@tokens_app.command("create")
-def tokens_create(email: str) -> None:
-    """Create an API bearer token for a user; the token is printed alone on the last line, once."""
-
-    async def create(settings: Settings) -> str:
-        return await user_store.create_token(settings.effective_database_url, email)
-
-    try:
-        token = _run(create)
-    except user_store.UserError as exc:
-        raise _fail(str(exc), 2) from exc
-    console.print("Keep this token secret; it is not shown again.", highlight=False)
-    print(token)
 
 
 def _with_service(job: Callable[[Any], Awaitable[T]]) -> T:

@@ -135,7 +135,7 @@ def _start(stack: _Stack, settings: Settings) -> None:
     embedded_temporal = settings.temporal_address is None
     embedded_mail = settings.smtp_host is None
     _refuse_busy_ports(settings, embedded_temporal, embedded_mail)
-    env = {**os.environ, "ENROLL_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "ENROLL_DATA_DIR": str(data_dir), "ENROLL_EMBEDDED": "true"}
 
     if embedded_temporal:
         temporal = _temporal_binary()

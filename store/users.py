@@ -111,3 +111,37 @@ async def user_for_token(url: str, token: str) -> User | None:
         if user is None or user.disabled:
             return None
         return user
+
+
+async def list_users(url: str) -> list[User]:
+    async with transaction(url) as session:
+        return list(await session.scalars(select(User).order_by(User.email)))
+
+
+async def set_disabled(url: str, email: str, disabled: bool) -> User:
+    """Disable (or enable again) a user: a disabled user cannot sign in and its tokens stop working."""
+    async with transaction(url) as session:
+        user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise UserError(f"no user with the email {email}")
+        user.disabled = disabled
+        return user
+
+
+async def list_tokens(url: str, email: str | None = None) -> list[tuple[ApiToken, str]]:
+    """Tokens (never their secret: only id, owner and dates), newest first."""
+    query = select(ApiToken, User.email).join(User, User.id == ApiToken.user_id).order_by(ApiToken.created_at.desc())
+    if email is not None:
+        query = query.where(User.email == email.strip().lower())
+    async with transaction(url) as session:
+        return [(token, owner) for token, owner in (await session.execute(query)).all()]
+
+
+async def revoke_token(url: str, token_id: str) -> ApiToken:
+    async with transaction(url) as session:
+        token = await session.get(ApiToken, token_id)
+        if token is None:
+            raise UserError(f"no token with the id {token_id}")
+        if token.revoked_at is None:
+            token.revoked_at = now()
+        return token

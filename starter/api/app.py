@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from domain.settings import Settings
 from starter.api.pages import static_files
-from starter.api.routes import accounts, contact_form, dev_mailbox, enrollments, health, portal
+from starter.api.routes import accounts, codec, contact_form, dev_mailbox, enrollments, health, portal
+from starter.api.security import SecurityMiddleware
 from starter.service import InvalidInput, ServiceError
 
 
@@ -47,4 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", static_files, name="static")
     if app.state.settings.dev_mailbox:
         app.include_router(dev_mailbox.router)
+    if app.state.settings.payload_key:
+        app.include_router(codec.router)
+        # The Temporal UI calls the codec from its own origin, with the signed-in user's credentials.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[app.state.settings.temporal_ui_url],
+            allow_credentials=True,
+            allow_methods=["POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+        )
+    app.add_middleware(SecurityMiddleware)
     return app

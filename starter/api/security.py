@@ -1,0 +1,88 @@
+"""Security headers on every response, and a cap on request bodies (413), as one ASGI middleware."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY = 256 * 1024  # bytes; the largest legitimate body (a contact form) is a few kilobytes
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+# The interactive API docs load Swagger UI's own scripts; everything else is held to the strict policy.
+RELAXED_PATHS = ("/docs", "/redoc")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            await self._too_large(send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def secured_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in {h for h, _ in HEADERS}]
+                headers += HEADERS
+                if not scope["path"].startswith(RELAXED_PATHS):
+                    headers = [(k, v) for k, v in headers if k.lower() != b"content-security-policy"]
+                    headers.append((b"content-security-policy", CSP.encode()))
+                if scope["path"].startswith("/enroll"):
+                    headers = [(k, v) for k, v in headers if k.lower() != b"referrer-policy"]
+                    headers.append((b"referrer-policy", b"no-referrer"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, secured_send)
+        except BodyTooLarge:
+            if not started:
+                await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps({"detail": f"The request body is larger than {self.max_body // 1024} KiB."}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *HEADERS,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
