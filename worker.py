@@ -17,6 +17,11 @@ from store.migrate import upgrade_to_head
 from workflows.account import MemberAccountWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 
+# A payload that does not fit its model (say, an activity result) fails the run at once instead of retrying
+# the workflow task forever. (A start input that does not decode never reaches workflow code; the API and
+# CLI check every field before they start a run.)
+WORKFLOW_FAILURE_TYPES: list[type[BaseException]] = [pydantic.ValidationError]
+
 
 async def build_worker(settings: Settings) -> Worker:
     client = await connect(settings)
@@ -34,8 +39,7 @@ async def build_worker(settings: Settings) -> Worker:
             enrollment.close_form_links,
             enrollment.record_account,
         ],
-        # A payload that does not fit its model fails the run at once instead of retrying forever.
-        workflow_failure_exception_types=[pydantic.ValidationError],
+        workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

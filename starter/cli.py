@@ -58,10 +58,13 @@ def api() -> None:
     import uvicorn
 
     from starter.api.app import create_app
+    from starter.api.logs import log_config
 
     settings = _production_settings()
     upgrade_to_head(settings.effective_database_url)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info", log_config=log_config()
+    )
 
 
 def _with_service(job: Callable[[Any], Awaitable[T]]) -> T:

@@ -471,10 +471,15 @@ class EnrollmentWorkflow:
         workflow.upsert_search_attributes(updates)
         details = f"**{view.status.value}** · reminders sent: {view.reminders_sent}"
         if view.status == S.new and view.expires_at is not None:
+            at, kind = self._next_deadline()
+            if kind == "reminder":
+                details += f" · next reminder {at:%Y-%m-%d %H:%M} UTC"
             details += f" · form due {view.expires_at:%Y-%m-%d %H:%M} UTC"
         if view.timeline:
-            last = view.timeline[-1]
-            details += f"\n\nLast event: {last.event} by {last.actor} at {last.at:%Y-%m-%d %H:%M:%S} UTC"
+            rows = "\n".join(
+                f"| {e.at:%Y-%m-%d %H:%M:%S} | {e.event} | {e.actor} | {e.note or ''} |" for e in view.timeline
+            )
+            details += f"\n\n| at (UTC) | event | actor | note |\n|---|---|---|---|\n{rows}"
         workflow.set_current_details(details)
 
 

@@ -36,6 +36,7 @@ from domain.models import (
     SubmitForm,
     ValidateEnrollment,
 )
+from worker import WORKFLOW_FAILURE_TYPES
 from workflows.enrollment import EnrollmentWorkflow
 
 DAY = 86_400.0
@@ -298,3 +299,25 @@ async def test_invalid_input_fails_the_run_with_its_type_and_writes_nothing(run:
     assert isinstance(failed.value.cause, ApplicationError)
     assert failed.value.cause.type == "InvalidEnrollment"
     assert run.fakes.records == [] and run.fakes.emails == []
+
+
+async def test_a_result_that_does_not_fit_its_model_fails_the_run_instead_of_retrying(
+    time_skipping: WorkflowEnvironment,
+) -> None:
+    fakes = Fakes()
+
+    @activity.defn(name="send_invitation")
+    async def broken_invitation(request: EmailRequest) -> dict[str, str]:
+        return {"sent_at": "not a time", "message_id": "<x@test>"}
+
+    activities = [a for a in fakes.activities() if a.__temporal_activity_definition.name != "send_invitation"]
+    async with Worker(
+        time_skipping.client,
+        task_queue="broken",
+        workflows=[EnrollmentWorkflow],
+        activities=[*activities, broken_invitation],
+        workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
+    ):
+        handle = await Run(time_skipping, fakes, "broken").start()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result(rpc_timeout=timedelta(seconds=20))
