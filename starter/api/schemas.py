@@ -73,10 +73,51 @@ class Detail(BaseModel):
     detail: str
 
 
-def create_body_schema() -> dict[str, Any]:
+class EnrollmentPatch(BaseModel):
+    """The body of PATCH /api/enrollments/{id}: the fields to change, why, and whether to invite a new contact."""
+
+    audit_note: str
+    send_invitation: bool = True
+    service_end_date: date | None = None
+    member_type: MemberType | None = None
+    display_users_purchased: bool | None = None
+    users_purchased: int | None = None
+    organization_name: str | None = None
+    corporate_contact_email: str | None = None
+    reseller_account_id: str | None = None
+
+
+class AuditNote(BaseModel):
+    audit_note: str
+
+
+class Rejection(BaseModel):
+    audit_note: str
+    reason: str
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace local `$ref`s by their definitions, so the schema stands alone inside the OpenAPI document."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {key: _inline(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
+
+
+def body_schema(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """Document a JSON body that the route parses itself (so domain.rules can name every bad field)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
     return {
         "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": EnrollmentCreate.model_json_schema()}},
+            "required": required,
+            "content": {"application/json": {"schema": _inline(schema, defs)}},
         }
     }
+
+
+def create_body_schema() -> dict[str, Any]:
+    return body_schema(EnrollmentCreate)

@@ -10,11 +10,15 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from domain.models import EnrollmentStatus, FieldError, MemberType
 from starter.api.deps import Creator, Reviewer, ServiceDep, Staff, actor_of
 from starter.api.schemas import (
+    AuditNote,
     Detail,
     EnrollmentItem,
     EnrollmentOut,
     EnrollmentPage,
+    EnrollmentPatch,
     ErrorList,
+    Rejection,
+    body_schema,
     create_body_schema,
 )
 from starter.service import InvalidInput
@@ -87,6 +91,7 @@ async def get_enrollment(enrollment_id: str, user: Staff, service: ServiceDep) -
 @router.patch(
     "/{enrollment_id}",
     response_model=EnrollmentOut,
+    openapi_extra=body_schema(EnrollmentPatch),
     responses={422: {"model": ErrorList}, 409: {"model": Detail}, 404: {"model": Detail}},
 )
 async def edit_enrollment(enrollment_id: str, request: Request, user: Creator, service: ServiceDep) -> EnrollmentOut:
@@ -99,7 +104,12 @@ async def edit_enrollment(enrollment_id: str, request: Request, user: Creator, s
     return EnrollmentOut.of(await service.edit(enrollment_id, actor_of(user), body, send_invitation=send))
 
 
-@router.post("/{enrollment_id}/resend", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+@router.post(
+    "/{enrollment_id}/resend",
+    response_model=EnrollmentOut,
+    responses={409: {"model": Detail}},
+    openapi_extra=body_schema(AuditNote, required=False),
+)
 async def resend_invitation(enrollment_id: str, request: Request, user: Creator, service: ServiceDep) -> EnrollmentOut:
     """A new form link (the old one dies) and a fresh deadline; revives an Expired enrollment to New."""
     body = await json_object(request, empty_ok=True)
@@ -115,21 +125,36 @@ async def delete_enrollment(
     return EnrollmentOut.of(await service.cancel(enrollment_id, actor_of(user), audit_note))
 
 
-@router.post("/{enrollment_id}/review/start", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+@router.post(
+    "/{enrollment_id}/review/start",
+    response_model=EnrollmentOut,
+    responses={409: {"model": Detail}},
+    openapi_extra=body_schema(AuditNote),
+)
 async def start_review(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
     """Pending Review → In Review; edits and delete are locked from now on."""
     body = await json_object(request)
     return EnrollmentOut.of(await service.start_review(enrollment_id, actor_of(user), body.get("audit_note")))
 
 
-@router.post("/{enrollment_id}/review/approve", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+@router.post(
+    "/{enrollment_id}/review/approve",
+    response_model=EnrollmentOut,
+    responses={409: {"model": Detail}},
+    openapi_extra=body_schema(AuditNote),
+)
 async def approve(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
     """In Review → Approved: the member account starts (Active) and the contacts get a welcome."""
     body = await json_object(request)
     return EnrollmentOut.of(await service.approve(enrollment_id, actor_of(user), body.get("audit_note")))
 
 
-@router.post("/{enrollment_id}/review/reject", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+@router.post(
+    "/{enrollment_id}/review/reject",
+    response_model=EnrollmentOut,
+    responses={409: {"model": Detail}},
+    openapi_extra=body_schema(Rejection),
+)
 async def reject(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
     """In Review → Rejected, with a `reason` the contact is told."""
     body = await json_object(request)
