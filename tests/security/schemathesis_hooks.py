@@ -12,4 +12,4 @@ def _describe(function: Callable[..., Any]) -> str:
     return getattr(function, "__name__", "<function>")
 
 
-lazy.get_pretty_function_description = _describe  # type: ignore[assignment]
+lazy.get_pretty_function_description = _describe  # type: ignore[attr-defined,assignment]
