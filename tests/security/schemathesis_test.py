@@ -87,7 +87,7 @@ async def test_no_generated_request_gets_a_server_error(
             "20",
             "--no-color",
             env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.security.schemathesis_hooks", "PYTHONPATH": str(REPO)},
-            cwd=REPO,
+            cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
