@@ -65,6 +65,8 @@ class Actor(Frozen):
     user_id: str | None = None
     email: str | None = None
     kind: str = "user"
+    source: str | None = None
+    """The address the request came from (the audit trail's source), when a request did it."""
 
     @property
     def label(self) -> str:
@@ -80,6 +82,7 @@ class TimelineEvent(Frozen):
     event: str
     actor: str
     note: str | None = None
+    source: str | None = None
 
 
 class Schedule(Frozen):

@@ -37,7 +37,7 @@ def organization_key(name: str) -> str:
 
 
 def has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in text)
 
 
 def check_text(value: Any, *, minimum: int = 1, maximum: int = MAX_TEXT) -> tuple[str | None, str | None]:

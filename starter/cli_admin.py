@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from domain.models import Role
+from domain.models import Actor, Role
 from domain.settings import Settings, parse_duration
 from starter.cli_common import console
 from starter.cli_common import fail as _fail
@@ -18,6 +19,15 @@ from store import users as user_store
 
 users_app = typer.Typer(help="Manage the people who sign in.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API bearer tokens.", no_args_is_help=True)
+
+
+def operator() -> Actor:
+    """Who runs the command, for the audit trail: the operating-system user, on this machine."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return Actor(kind=f"command line ({name})", source="local")
 
 
 @users_app.command("add")
@@ -34,7 +44,12 @@ def users_add(
 
     async def add(settings: Settings) -> None:
         user = await user_store.add_user(
-            settings.effective_database_url, email=email, role=role, password=password, account_id=account
+            settings.effective_database_url,
+            email=email,
+            role=role,
+            password=password,
+            account_id=account,
+            by=operator(),
         )
         console.print(f"added {user.email} ({user.role})", highlight=False)
 
@@ -73,7 +88,7 @@ def users_enable(email: str) -> None:
 
 def _set_disabled(email: str, disabled: bool) -> None:
     async def job(settings: Settings) -> None:
-        await user_store.set_disabled(settings.effective_database_url, email, disabled)
+        await user_store.set_disabled(settings.effective_database_url, email, disabled, by=operator())
 
     try:
         _run(job)
@@ -94,7 +109,8 @@ def tokens_create(
         raise _fail(f"--expires-in: {exc}", 2) from exc
 
     async def create(settings: Settings) -> str:
-        return await user_store.create_token(settings.effective_database_url, email, expires_at=expires_at)
+        url = settings.effective_database_url
+        return await user_store.create_token(url, email, expires_at=expires_at, by=operator())
 
     try:
         token = _run(create)
@@ -125,7 +141,7 @@ def tokens_revoke(token_id: str) -> None:
     """Revoke a token by its id (from `enroll tokens list`); it stops working at once."""
 
     async def job(settings: Settings) -> None:
-        await user_store.revoke_token(settings.effective_database_url, token_id)
+        await user_store.revoke_token(settings.effective_database_url, token_id, by=operator())
 
     try:
         _run(job)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 
-from domain.models import AccountStatus, AccountView, ContactForm, MemberType, RecordAccount, TimelineEvent
+from domain.models import (
+    AccountStatus,
+    AccountView,
+    ContactForm,
+    EnrollmentStatus,
+    MemberType,
+    RecordAccount,
+    TimelineEvent,
+)
 from domain.rules import organization_key
 from store.db import transaction
 from store.enrollments import MAX_PAGE, decode_cursor, encode_cursor, escape_like, now
-from store.tables import Account, OrganizationClaim, TimelineEntry
+from store.tables import Account, Enrollment, OrganizationClaim, TimelineEntry
+
+PENDING = (EnrollmentStatus.new, EnrollmentStatus.pending_review, EnrollmentStatus.in_review)
+"""Enrollments on their way to becoming an account (an Expired one is not, until it is resent)."""
 
 
 async def record_account(url: str, record: RecordAccount) -> None:
@@ -55,6 +67,7 @@ async def record_account(url: str, record: RecordAccount) -> None:
                         event=record.event.event,
                         actor=record.event.actor,
                         note=record.event.note,
+                        source=record.event.source,
                     )
                 )
 
@@ -81,7 +94,7 @@ def _view(row: Account, timeline: list[TimelineEntry]) -> AccountView:
         corporate_contact_email=corporate,
         created_by=created_by,
         created_at=row.created_at,
-        timeline=[TimelineEvent(at=t.at, event=t.event, actor=t.actor, note=t.note) for t in timeline],
+        timeline=[TimelineEvent(at=t.at, event=t.event, actor=t.actor, note=t.note, source=t.source) for t in timeline],
     )
 
 
@@ -107,11 +120,14 @@ async def list_accounts(
     reseller_account_id: str | None = None,
     ends_after: date | None = None,
     ends_before: date | None = None,
+    exclude_deleted: bool = False,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[AccountView], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
     query = select(Account)
+    if exclude_deleted:
+        query = query.where(Account.status != AccountStatus.deleted.value)
     if q:
         query = query.where(Account.organization_key.like(f"%{escape_like(organization_key(q))}%", escape="\\"))
     if status is not None:
@@ -134,3 +150,46 @@ async def list_accounts(
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return [_view(row, []) for row in page], next_cursor
+
+
+@dataclass(frozen=True)
+class ResellerCounts:
+    customers_enrolled: int
+    pending: int
+    expiring: int
+
+
+async def reseller_counts(url: str, reseller_account_id: str, today: date, expiring_by: date) -> ResellerCounts:
+    """A reseller's roll-up: its customers' accounts (not Deleted), the open enrollments that name it, and
+    its Active or Suspended customers whose service ends after today and by `expiring_by`."""
+    customers = select(func.count()).where(
+        Account.reseller_account_id == reseller_account_id, Account.status != AccountStatus.deleted.value
+    )
+    pending = select(func.count()).where(
+        Enrollment.reseller_account_id == reseller_account_id,
+        Enrollment.status.in_([s.value for s in PENDING]),
+    )
+    expiring = select(func.count()).where(
+        Account.reseller_account_id == reseller_account_id,
+        Account.status.in_([AccountStatus.active.value, AccountStatus.suspended.value]),
+        Account.service_end_date > today,
+        Account.service_end_date <= expiring_by,
+    )
+    async with transaction(url) as session:
+        return ResellerCounts(
+            customers_enrolled=int(await session.scalar(customers) or 0),
+            pending=int(await session.scalar(pending) or 0),
+            expiring=int(await session.scalar(expiring) or 0),
+        )
+
+
+async def reseller_choices(url: str, limit: int = MAX_PAGE) -> list[tuple[str, str]]:
+    """(id, organization name) of the reseller accounts that are not Deleted, by name: a filter's options."""
+    query = (
+        select(Account.id, Account.organization_name)
+        .where(Account.member_type == MemberType.reseller.value, Account.status != AccountStatus.deleted.value)
+        .order_by(Account.organization_key, Account.id)
+        .limit(limit)
+    )
+    async with transaction(url) as session:
+        return [(row.id, row.organization_name) for row in await session.execute(query)]

@@ -103,6 +103,7 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
                         event=record.event.event,
                         actor=record.event.actor,
                         note=record.event.note,
+                        source=record.event.source,
                     )
                 )
     except IntegrityError as exc:
@@ -142,7 +143,7 @@ async def timeline_of(session: AsyncSession, *, enrollment_id: str) -> list[Time
         .where(TimelineEntry.enrollment_id == enrollment_id)
         .order_by(TimelineEntry.at, TimelineEntry.id)
     )
-    return [TimelineEvent(at=r.at, event=r.event, actor=r.actor, note=r.note) for r in rows]
+    return [TimelineEvent(at=r.at, event=r.event, actor=r.actor, note=r.note, source=r.source) for r in rows]
 
 
 async def get_enrollment(url: str, enrollment_id: str) -> EnrollmentView | None:

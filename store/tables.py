@@ -108,6 +108,12 @@ class OrganizationClaim(Base):
 
 
 class TimelineEntry(Base):
+    """The audit trail, append-only: every change to an enrollment, an account, a user or a token.
+
+    Entries of user management have neither an enrollment nor an account. On PostgreSQL a trigger refuses
+    UPDATE and DELETE (migration 0002); the code only ever inserts.
+    """
+
     __tablename__ = "timeline"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -117,6 +123,17 @@ class TimelineEntry(Base):
     event: Mapped[str] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(254))
     note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(64))
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins of one email or one source address (by the SHA-256 of either), and its lock."""
+
+    __tablename__ = "sign_in_throttle"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
 
 
 class FormLink(Base):

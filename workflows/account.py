@@ -286,7 +286,7 @@ class MemberAccountWorkflow:
         self._events += 1
         entry = None
         if event is not None:
-            entry = TimelineEvent(at=workflow.now(), event=event, actor=actor.label, note=note)
+            entry = TimelineEvent(at=workflow.now(), event=event, actor=actor.label, note=note, source=actor.source)
             self._view = self._view.model_copy(update={"timeline": [*self._view.timeline[-49:], entry]})
         info = workflow.info()
         record = RecordAccount(

@@ -424,7 +424,7 @@ class EnrollmentWorkflow:
     ) -> None:
         """Add `event` to the timeline and bring the store's row up to the workflow's view."""
         self._events += 1
-        entry = TimelineEvent(at=workflow.now(), event=event, actor=actor.label, note=note)
+        entry = TimelineEvent(at=workflow.now(), event=event, actor=actor.label, note=note, source=actor.source)
         self._view = self._view.model_copy(update={"timeline": [*self._view.timeline, entry]})
         record = RecordEnrollment(
             view=self._view.model_copy(update={"timeline": []}),

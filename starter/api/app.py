@@ -9,7 +9,17 @@ from fastapi.responses import JSONResponse
 
 from domain.settings import Settings
 from starter.api.pages import static_files
-from starter.api.routes import accounts, codec, contact_form, dev_mailbox, enrollments, health, portal
+from starter.api.routes import (
+    accounts,
+    audit,
+    codec,
+    contact_form,
+    dev_mailbox,
+    enrollments,
+    health,
+    portal,
+    portal_admin,
+)
 from starter.api.security import SecurityMiddleware
 from starter.service import InvalidInput, ServiceError
 
@@ -46,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(contact_form.router)
     app.include_router(portal.router)
+    app.include_router(audit.router)
+    app.include_router(portal_admin.router)
     app.mount("/static", static_files, name="static")
     if app.state.settings.dev_mailbox:
         app.include_router(dev_mailbox.router)

@@ -9,9 +9,11 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from domain.models import Actor, Role
+from domain.models import Actor
 from domain.settings import Settings
 from starter.account_service import AccountService
+from starter.api.access import Permission, allows, refusal, roles_with
+from starter.api.security import request_source
 from starter.service import EnrollmentService
 from starter.temporal import connect
 from store import users
@@ -84,27 +86,31 @@ async def current_user(
 
 CurrentUser = Annotated[User, Depends(current_user)]
 
-STAFF = frozenset({Role.admin, Role.csm, Role.sales, Role.reviewer})
-CREATORS = frozenset({Role.admin, Role.csm, Role.sales})
-REVIEWERS = frozenset({Role.admin, Role.reviewer})
+STAFF = roles_with(Permission.enrollments_read)
+CREATORS = roles_with(Permission.enrollments_create)
+REVIEWERS = roles_with(Permission.enrollments_review)
 
 
-def require(roles: frozenset[Role], what: str) -> object:
+def require(permission: Permission) -> object:
+    """The signed-in API user, if the access table gives their role `permission`; else 403."""
+
     async def check(user: CurrentUser) -> User:
-        if user.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"Your role ({user.role}) may not {what}.")
+        if not allows(user.role, permission):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, refusal(user.role, permission))
         return user
 
     return Depends(check)
 
 
 def actor_of(user: User) -> Actor:
-    return Actor(user_id=user.id, email=user.email, kind=user.role)
+    """Who is acting, for the audit trail: the user, and the address the request came from."""
+    return Actor(user_id=user.id, email=user.email, kind=user.role, source=request_source())
 
 
-Creator = Annotated[User, require(CREATORS, "create enrollments")]
-Staff = Annotated[User, require(STAFF, "see enrollments")]
-Reviewer = Annotated[User, require(REVIEWERS, "review enrollments")]
-AccountManager = Annotated[User, require(REVIEWERS, "suspend, reactivate or delete member accounts")]
-AccountEditor = Annotated[User, require(CREATORS, "change member accounts")]
-Metering = Annotated[User, require(frozenset({Role.admin}), "report usage")]
+Creator = Annotated[User, require(Permission.enrollments_create)]
+Staff = Annotated[User, require(Permission.enrollments_read)]
+Reviewer = Annotated[User, require(Permission.enrollments_review)]
+AccountManager = Annotated[User, require(Permission.accounts_suspend)]
+AccountEditor = Annotated[User, require(Permission.accounts_change)]
+Metering = Annotated[User, require(Permission.accounts_usage)]
+AuditExporter = Annotated[User, require(Permission.audit_export)]

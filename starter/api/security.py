@@ -1,8 +1,14 @@
-"""Security headers on every response, and a cap on request bodies (413), as one ASGI middleware."""
+"""What every request passes through, as one ASGI middleware: security headers on every response, a cap on
+request bodies (413), JSON only for the API's bodies (422), and the source address for the audit trail.
+
+The source address is the peer of the connection; behind a reverse proxy, uvicorn puts the client's address
+there from `X-Forwarded-For` when the proxy's own address is trusted (`FORWARDED_ALLOW_IPS`, default 127.0.0.1).
+"""
 
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +26,21 @@ HEADERS = [
 ]
 # The interactive API docs load Swagger UI's own scripts; everything else is held to the strict policy.
 RELAXED_PATHS = ("/docs", "/redoc")
+JSON_PATHS = "/api/"
+_source: ContextVar[str | None] = ContextVar("request_source", default=None)
+
+
+def request_source() -> str | None:
+    """The address the request being handled came from (None outside a request: the CLI, the worker)."""
+    return _source.get()
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+NOT_JSON = "must be a JSON document sent with Content-Type: application/json"
 
 
 class BodyTooLarge(Exception):
@@ -35,9 +56,14 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             await self._too_large(send)
+            return
+        has_body = (declared is not None and int(declared) > 0) or b"transfer-encoding" in headers
+        if scope["path"].startswith(JSON_PATHS) and has_body and not _is_json(headers.get(b"content-type", b"")):
+            await self._refuse(send, 422, {"errors": [{"field": "body", "message": NOT_JSON}]})
             return
         seen = 0
         started = False
@@ -66,18 +92,25 @@ class SecurityMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        client = scope.get("client")
+        token = _source.set(str(client[0])[:64] if client else None)
         try:
             await self.app(scope, limited_receive, secured_send)
         except BodyTooLarge:
             if not started:
                 await self._too_large(send)
+        finally:
+            _source.reset(token)
 
     async def _too_large(self, send: Send) -> None:
-        body = json.dumps({"detail": f"The request body is larger than {self.max_body // 1024} KiB."}).encode()
+        await self._refuse(send, 413, {"detail": f"The request body is larger than {self.max_body // 1024} KiB."})
+
+    async def _refuse(self, send: Send, status: int, content: dict[str, object]) -> None:
+        body = json.dumps(content).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

@@ -19,9 +19,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from domain.models import Role
 from domain.settings import Settings
-from starter.api.deps import CREATORS, REVIEWERS, STAFF, SettingsDep
+from starter.api.access import PERMISSIONS, Permission, allows
+from starter.api.deps import STAFF, SettingsDep
 from store import users
 from store.tables import User
 
@@ -162,17 +162,24 @@ def check_csrf_token(session: Session | None, sent: object) -> None:
         raise CsrfRefused
 
 
-def _role_check(roles: frozenset[Role], what: str) -> object:
+def require_portal(permission: Permission) -> object:
+    """The signed-in portal user, if the access table gives their role `permission`; else a refusal page
+    (for a reseller or customer user, the page that says theirs are elsewhere)."""
+
     async def check(user: PortalUser) -> User:
-        if user.role not in roles:
+        if not allows(user.role, permission):
             if user.role not in STAFF:
                 raise NothingHereYet(user)
-            raise NotForYourRole(user, what)
+            raise NotForYourRole(user, PERMISSIONS[permission].what)
         return user
 
     return Depends(check)
 
 
-PortalStaff = Annotated[User, _role_check(STAFF, "see enrollments")]
-PortalCreator = Annotated[User, _role_check(CREATORS, "create or change member account enrollments")]
-PortalReviewer = Annotated[User, _role_check(REVIEWERS, "review enrollments")]
+PortalStaff = Annotated[User, require_portal(Permission.enrollments_read)]
+PortalCreator = Annotated[User, require_portal(Permission.enrollments_create)]
+PortalReviewer = Annotated[User, require_portal(Permission.enrollments_review)]
+PortalAccountEditor = Annotated[User, require_portal(Permission.accounts_change)]
+PortalAccountManager = Annotated[User, require_portal(Permission.accounts_suspend)]
+PortalAdmin = Annotated[User, require_portal(Permission.users_manage)]
+PortalAuditExporter = Annotated[User, require_portal(Permission.audit_export)]

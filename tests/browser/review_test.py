@@ -64,5 +64,6 @@ def test_reviewer_approves_from_the_queue(portal: Portal, page: Page, browser: B
     shot(portal, page, "22-find-accounts")
     page.get_by_role("row").filter(has_text=org).get_by_role("link", name=org).click()
     expect(page.get_by_role("heading", name=org)).to_be_visible()
+    page.get_by_role("link", name="The enrollment it came from").click()
     page.get_by_role("link", name="Timeline").click()
     expect(page.get_by_role("main")).to_contain_text("Audit note: documents checked")

@@ -1,7 +1,8 @@
 """/api/accounts: member accounts, their Account Summary, and changes through MemberAccountWorkflow.
 
 Staff see every account; a customer user sees only its own account; a reseller user its own account and
-the customers it sold (their `reseller_account_id` is the reseller's account).
+the customers it sold (their `reseller_account_id` is the reseller's account), and its own roll-up. Anyone
+else's account is answered 404, as if it did not exist. The portal asks the same functions.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from domain.models import AccountStatus, AccountView, FieldError, MemberType, Role
-from starter.account_service import AccountSummary
+from starter.account_service import AccountReader, AccountSummary, Rollup
 from starter.api.deps import (
     STAFF,
     AccountEditor,
@@ -21,6 +22,7 @@ from starter.api.deps import (
     AccountServiceDep,
     CurrentUser,
     Metering,
+    SettingsDep,
     actor_of,
 )
 from starter.api.routes.enrollments import json_object
@@ -37,9 +39,19 @@ class AccountPage(BaseModel):
     next_cursor: str | None
 
 
+def get_account_reader(settings: SettingsDep) -> AccountReader:
+    return AccountReader(settings)
+
+
+AccountReaderDep = Annotated[AccountReader, Depends(get_account_reader)]
+
+
 def may_see(user: User, account: AccountView) -> bool:
+    """Staff: every account. A customer user: its own. A reseller user: its own and its customers'."""
     if user.role in STAFF:
         return True
+    if not user.account_id:
+        return False
     if user.role == Role.customer:
         return account.id == user.account_id
     if user.role == Role.reseller:
@@ -47,17 +59,35 @@ def may_see(user: User, account: AccountView) -> bool:
     return False
 
 
-async def visible(service: AccountServiceDep, user: User, account_id: str) -> AccountView:
-    account = await service.get(account_id)
+def may_see_rollup(user: User, account_id: str) -> bool:
+    """Staff: any reseller's roll-up. A reseller user: its own."""
+    if user.role in STAFF:
+        return True
+    return user.role == Role.reseller and bool(user.account_id) and user.account_id == account_id
+
+
+async def visible(reader: AccountReader, user: User, account_id: str) -> AccountView:
+    account = await reader.get(account_id)
     if not may_see(user, account):
         raise NotFound(f"No member account has the id {account_id}.")
     return account
 
 
+async def visible_rollup(
+    reader: AccountReader, user: User, account_id: str, *, limit: int = 50, cursor: str | None = None
+) -> Rollup:
+    if not may_see_rollup(user, account_id):
+        raise NotFound(f"No reseller account has the id {account_id}.")
+    try:
+        return await reader.rollup(account_id, limit=limit, cursor=cursor)
+    except BadCursor as exc:
+        raise InvalidInput([FieldError(field="cursor", message=str(exc))]) from exc
+
+
 @router.get("", response_model=AccountPage)
 async def list_accounts(
     user: CurrentUser,
-    service: AccountServiceDep,
+    reader: AccountReaderDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     status: AccountStatus | None = None,
     member_type: MemberType | None = None,
@@ -67,16 +97,22 @@ async def list_accounts(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AccountPage:
-    """Newest first; `q` matches part of the organization name."""
+    """Newest first; `q` matches part of the organization name. A customer user gets its own account alone;
+    a reseller user only the customers it sold."""
+    if user.role not in STAFF and not user.account_id:
+        return AccountPage(items=[], next_cursor=None)
     if user.role == Role.customer:
-        account = await service.get(user.account_id or "")
+        try:
+            account = await reader.get(user.account_id or "")
+        except NotFound:
+            return AccountPage(items=[], next_cursor=None)
         return AccountPage(items=[account.model_copy(update={"timeline": []})], next_cursor=None)
     if user.role == Role.reseller:
         reseller_account_id = user.account_id
     elif user.role not in STAFF:
         return AccountPage(items=[], next_cursor=None)
     try:
-        items, next_cursor = await service.list(
+        items, next_cursor = await reader.list(
             q=q,
             status=status,
             member_type=member_type,
@@ -92,15 +128,31 @@ async def list_accounts(
 
 
 @router.get("/{account_id}", response_model=AccountView, responses={404: {"model": Detail}})
-async def get_account(account_id: str, user: CurrentUser, service: AccountServiceDep) -> AccountView:
-    return await visible(service, user, account_id)
+async def get_account(account_id: str, user: CurrentUser, reader: AccountReaderDep) -> AccountView:
+    """The account; customer and reseller users get it without the timeline (staff audit notes stay internal)."""
+    account = await visible(reader, user, account_id)
+    if user.role not in STAFF:
+        return account.model_copy(update={"timeline": []})
+    return account
 
 
 @router.get("/{account_id}/summary", response_model=AccountSummary, responses={404: {"model": Detail}})
-async def account_summary(account_id: str, user: CurrentUser, service: AccountServiceDep) -> AccountSummary:
+async def account_summary(account_id: str, user: CurrentUser, reader: AccountReaderDep) -> AccountSummary:
     """Users purchased, existing and available (purchased/available null unless the account displays them)."""
-    await visible(service, user, account_id)
-    return await service.summary(account_id)
+    return reader.summary_of(await visible(reader, user, account_id))
+
+
+@router.get("/{account_id}/rollup", response_model=Rollup, responses={404: {"model": Detail}})
+async def reseller_rollup(
+    account_id: str,
+    user: CurrentUser,
+    reader: AccountReaderDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Rollup:
+    """A reseller's customers (newest first, not Deleted) and its counts: customers enrolled, enrollments
+    pending (New, Pending Review, In Review) that name it, customers expiring within 30 days."""
+    return await visible_rollup(reader, user, account_id, limit=limit, cursor=cursor)
 
 
 @router.post("/{account_id}/users-purchased", response_model=AccountView, responses={409: {"model": Detail}})

@@ -1,21 +1,68 @@
 """/enroll/{token}: the corporate contact's enrollment form (public, no login).
 
-Opening the link never consumes it (mail scanners open links); only a successful submit does.
+Opening the link never consumes it (mail scanners open links); only a successful submit does. Rate limits
+(per source address, and submits per link) answer 429 before the link is even looked up, so unknown, forged
+and real links are limited alike.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from starter.api.deps import ServiceDep
 from starter.api.pages import templates
+from starter.api.ratelimit import RateLimit
+from starter.api.security import request_source
 from starter.service import DEAD_LINK, UNKNOWN_LINK, Gone, InvalidInput, NotFound
 
 router = APIRouter(prefix="/enroll", include_in_schema=False)
 PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+TOO_MANY_FROM_ADDRESS = "There were too many requests from your network in a short time. Wait a minute and try again."
+TOO_MANY_SUBMITS = (
+    "This form was sent too many times in the last hour. Wait a while and try again, or ask your representative "
+    "for a new link."
+)
+
+
+@dataclass
+class FormLimits:
+    """30 requests a minute per source address (opening or sending the form), 10 submits an hour per link."""
+
+    per_address: RateLimit = field(default_factory=lambda: RateLimit(30, 60))
+    per_link: RateLimit = field(default_factory=lambda: RateLimit(10, 3600))
+
+    def refusal(self, request: Request, token: str, *, submit: bool) -> HTMLResponse | None:
+        wait = self.per_address.hit(request_source() or "unknown")
+        if wait is not None:
+            return _too_many(request, wait, TOO_MANY_FROM_ADDRESS)
+        if submit:
+            # By the token's hash: the limiter keeps no link.
+            wait = self.per_link.hit(hashlib.sha256(token.encode()).hexdigest())
+            if wait is not None:
+                return _too_many(request, wait, TOO_MANY_SUBMITS)
+        return None
+
+
+def form_limits(request: Request) -> FormLimits:
+    """The limits of this app (one set per API process)."""
+    limits: FormLimits | None = getattr(request.app.state, "form_limits", None)
+    if limits is None:
+        limits = request.app.state.form_limits = FormLimits()
+    return limits
+
+
+Limits = Annotated[FormLimits, Depends(form_limits)]
+
+
+def _too_many(request: Request, wait: int, message: str) -> HTMLResponse:
+    response = _message(request, 429, "Too many attempts", message)
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 def _message(request: Request, status: int, heading: str, message: str, tone: str = "error") -> HTMLResponse:
@@ -46,7 +93,9 @@ async def thanks(request: Request) -> HTMLResponse:
 
 
 @router.get("/{token}", response_class=HTMLResponse)
-async def show_form(token: str, request: Request, service: ServiceDep) -> Response:
+async def show_form(token: str, request: Request, service: ServiceDep, limits: Limits) -> Response:
+    if (refused := limits.refusal(request, token, submit=False)) is not None:
+        return refused
     try:
         view, _ = await service.open_form(token)
     except (NotFound, Gone) as exc:
@@ -56,7 +105,9 @@ async def show_form(token: str, request: Request, service: ServiceDep) -> Respon
 
 
 @router.post("/{token}", response_class=HTMLResponse)
-async def submit_form(token: str, request: Request, service: ServiceDep) -> Response:
+async def submit_form(token: str, request: Request, service: ServiceDep, limits: Limits) -> Response:
+    if (refused := limits.refusal(request, token, submit=True)) is not None:
+        return refused
     submitted = await request.form()
     raw: dict[str, Any] = {key: value for key, value in submitted.items() if isinstance(value, str)}
     try:

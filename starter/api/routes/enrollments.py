@@ -34,7 +34,7 @@ async def json_object(request: Request, *, empty_ok: bool = False) -> dict[str, 
         return {}
     try:
         body = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, absurd nesting, a 5,000-digit number
         raise InvalidInput([FieldError(field="body", message=f"is not valid JSON ({exc})")]) from exc
     if not isinstance(body, dict):
         raise InvalidInput([FieldError(field="body", message="must be a JSON object with the enrollment's fields")])

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from starter.api.deps import SettingsDep
 from starter.api.routes.portal_common import PortalRoute, done_message, form_text, page, redirect
+from starter.api.security import request_source
 from starter.api.session import (
     PortalUser,
     SessionDep,
@@ -22,6 +23,11 @@ from store import users
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 HOME = "/enrollments"
+# One sentence for every refusal: it must not tell whether the email exists, nor whether sign-in is locked.
+SIGN_IN_REFUSED = (
+    "The email address or password is not right, or sign-in is paused for 15 minutes after repeated failures. "
+    "Check them and try again."
+)
 
 
 @router.get("/")
@@ -53,11 +59,11 @@ async def signin(request: Request, settings: SettingsDep, session: SessionDep) -
     email = (form_text(form, "email") or "").strip()[:254]
     password = form_text(form, "password") or ""
     target = local_path(form.get("next"), HOME)
-    user = await users.check_password(settings.effective_database_url, email, password) if email else None
+    url = settings.effective_database_url
+    user = await users.sign_in(url, email, password, source=request_source()) if email else None
     if user is None:
         request.state.portal_csrf = session.csrf
-        problem = "The email address or password is not right. Check them and try again."
-        context = {"next": target, "email": email, "problem": problem, "message": None}
+        context = {"next": target, "email": email, "problem": SIGN_IN_REFUSED, "message": None}
         return page(request, "portal/signin.html", context, status_code=401)
     response = redirect(target)
     write_session(response, settings, new_session(user.id))

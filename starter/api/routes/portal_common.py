@@ -18,10 +18,12 @@ from fastapi.routing import APIRoute
 
 from domain.models import EnrollmentStatus, EnrollmentView, FieldError, MemberType, Role
 from domain.settings import Settings
+from starter.api.access import Permission, allows
 from starter.api.deps import CREATORS, REVIEWERS, STAFF
 from starter.api.pages import templates
 from starter.api.session import CSRF_FIELD, NothingHereYet, SignInRequired
 from starter.service import NotFound, ServiceError
+from store import accounts as account_store
 from store import enrollments as enrollment_store
 from store.tables import User
 
@@ -106,6 +108,8 @@ def links_for(user: User | None) -> list[tuple[str, str]]:
     links += [("/enrollments", "Find Member Account Enrollments"), ("/accounts", "Find Member Accounts")]
     if user.role in REVIEWERS:
         links.append(("/review", "Review queue"))
+    if allows(user.role, Permission.users_manage):
+        links.append(("/admin/users", "Users"))
     return links
 
 
@@ -163,6 +167,18 @@ async def enrollment_or_404(settings: Settings, enrollment_id: str) -> Enrollmen
     return view
 
 
+async def account_home(settings: Settings, user: User) -> str | None:
+    """A reseller or customer user's own page once their member account exists: its roll-up or its summary."""
+    if user.role in STAFF or not user.account_id:
+        return None
+    account = await account_store.get_account(settings.effective_database_url, user.account_id[:64])
+    if account is None:
+        return None
+    if user.role == Role.reseller and account.member_type == MemberType.reseller:
+        return f"/accounts/{account.id}/customers"
+    return f"/accounts/{account.id}"
+
+
 def redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
@@ -192,6 +208,10 @@ class PortalRoute(APIRoute):
             except SignInRequired as exc:
                 return redirect((exc.headers or {}).get("Location", "/signin"))
             except NothingHereYet as exc:
+                # A staff page asked for by a reseller or customer user: their own page instead, if it exists.
+                home = await account_home(request.app.state.settings, exc.user)
+                if home is not None:
+                    return redirect(home)
                 request.state.portal_user = exc.user
                 return page(request, "portal/nothing_yet.html", {"role": Role(exc.user.role)})
             except NotFound as exc:

@@ -1,4 +1,4 @@
-"""Create New Member Accounts, its Next Steps page, and Find Member Accounts."""
+"""Create New Member Accounts and its Next Steps page."""
 
 from __future__ import annotations
 
@@ -9,24 +9,21 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from domain.models import AccountStatus, EnrollmentView, MemberType
+from domain.models import EnrollmentView, MemberType
 from domain.rules import ACCOUNT_FIELDS
 from domain.settings import Settings
 from starter.api.deps import ServiceDep, SettingsDep, actor_of
 from starter.api.routes.portal_common import (
     PortalRoute,
-    choice,
     enrollment_or_404,
     errors_by_field,
     form_text,
     page,
     redirect,
 )
-from starter.api.session import PortalCreator, PortalStaff
+from starter.api.session import PortalCreator
 from starter.service import Conflict, InvalidInput
-from store import accounts
 from store import enrollments as enrollment_store
-from store.enrollments import BadCursor
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 ERROR_TARGETS = {"member_type": "member_type-customer", "display_users_purchased": "display_users_purchased-yes"}
@@ -100,30 +97,3 @@ async def next_steps(request: Request, enrollment_id: str, user: PortalCreator, 
     invited, reminders, deadline = schedule_of(view, settings)
     context = {"e": view, "invited": invited, "reminders": reminders, "deadline": deadline}
     return page(request, "portal/next_steps.html", context)
-
-
-@router.get("/accounts", response_class=HTMLResponse)
-async def find_accounts(request: Request, user: PortalStaff, settings: SettingsDep) -> Response:
-    params = request.query_params
-    q = (params.get("q") or "").strip()[:200]
-    status = choice(AccountStatus, params.get("status"))
-    member_type = choice(MemberType, params.get("member_type"))
-    cursor = params.get("cursor") or None
-    try:
-        found, next_cursor = await accounts.list_accounts(
-            settings.effective_database_url, q=q or None, status=status, member_type=member_type, cursor=cursor
-        )
-    except BadCursor:
-        found, next_cursor = await accounts.list_accounts(
-            settings.effective_database_url, q=q or None, status=status, member_type=member_type
-        )
-    context = {
-        "accounts": found,
-        "next_cursor": next_cursor,
-        "q": q,
-        "status": status,
-        "member_type": member_type,
-        "account_statuses": list(AccountStatus),
-        "paged": bool(cursor),
-    }
-    return page(request, "portal/accounts.html", context)

@@ -1,0 +1,64 @@
+"""Who may do what: one table of permissions and the roles that hold them.
+
+Every role decision of the API (`starter.api.deps`) and the portal (`starter.api.session`) asks this table,
+and nothing else. Resource-level rules come on top of it: a reseller or customer user sees only its own
+member account (and a reseller its customers'), in `starter.api.routes.accounts.may_see`.
+docs/access.md is the matrix of every endpoint and page against every role;
+tests/security/access_matrix_test.py walks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from domain.models import Role
+
+
+class Permission(StrEnum):
+    enrollments_read = "enrollments.read"
+    enrollments_create = "enrollments.create"
+    enrollments_review = "enrollments.review"
+    accounts_change = "accounts.change"
+    accounts_suspend = "accounts.suspend"
+    accounts_usage = "accounts.usage"
+    users_manage = "users.manage"
+    audit_export = "audit.export"
+
+
+@dataclass(frozen=True)
+class Grant:
+    roles: frozenset[Role]
+    what: str
+    """What the permission lets one do, as the refusal says it: "Your role (sales) may not <what>"."""
+
+
+_STAFF = frozenset({Role.admin, Role.csm, Role.sales, Role.reviewer})
+_CREATORS = frozenset({Role.admin, Role.csm, Role.sales})
+_REVIEWERS = frozenset({Role.admin, Role.reviewer})
+_ADMINS = frozenset({Role.admin})
+
+PERMISSIONS: Mapping[Permission, Grant] = {
+    Permission.enrollments_read: Grant(_STAFF, "see enrollments"),
+    Permission.enrollments_create: Grant(_CREATORS, "create or change member account enrollments"),
+    Permission.enrollments_review: Grant(_REVIEWERS, "review enrollments"),
+    Permission.accounts_change: Grant(_CREATORS, "change member accounts"),
+    Permission.accounts_suspend: Grant(_REVIEWERS, "suspend, reactivate or delete member accounts"),
+    Permission.accounts_usage: Grant(_ADMINS, "report usage"),
+    Permission.users_manage: Grant(_ADMINS, "manage users and their API tokens"),
+    Permission.audit_export: Grant(_ADMINS, "export the audit trail"),
+}
+
+
+def roles_with(permission: Permission) -> frozenset[Role]:
+    return PERMISSIONS[permission].roles
+
+
+def allows(role: str, permission: Permission) -> bool:
+    """Whether a user of `role` (as the store spells it) holds `permission`; an unknown role holds none."""
+    return role in PERMISSIONS[permission].roles
+
+
+def refusal(role: str, permission: Permission) -> str:
+    return f"Your role ({role}) may not {PERMISSIONS[permission].what}."

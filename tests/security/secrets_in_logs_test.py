@@ -1,0 +1,77 @@
+"""No secret reaches a log line: a whole create → submit → approve flow with every logger at DEBUG.
+
+Covers what the worker and the API log in-process (the store, Temporal's SDK, the activities, the portal);
+tests/security/logs_test.py covers the web server's access log of the running `enroll api`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from domain.models import Role
+from starter.codec import new_key_text
+from starter.mailsink import MailSink
+from tests.integration.lifecycle_test import FORM, created
+from tests.security.conftest import PASSWORD, person, portal_session, sqlite_stack
+
+# The test's own parts, playing the outside world: its SMTP server receives the emails (links and all, as any
+# mail server does; `enroll up`'s dev sink logs at WARNING), and its HTTP client is the contact's browser.
+NOT_OURS = ("mail.log", "httpx", "httpcore")
+NEW_PASSWORD = "the new user's own secret words"
+WRONG_PASSWORD = "a guess that is not right at all"
+
+
+async def test_no_token_password_or_key_is_logged(
+    tmp_path: Path,
+    temporal: WorkflowEnvironment,
+    mail_sink: MailSink,
+    task_queue: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    payload_key = new_key_text("k1")
+    caplog.set_level(logging.DEBUG)
+    async with sqlite_stack(tmp_path, temporal, mail_sink, task_queue, payload_key=payload_key) as stack:
+        admin = await person(stack.settings, Role.admin)
+        reviewer = await person(stack.settings, Role.reviewer)
+        form = {"csrf_token": admin.csrf, "email": "new@provider.example", "role": "sales", "password": NEW_PASSWORD}
+        assert (await stack.api.post("/admin/users", data=form, headers=admin.session)).status_code == 303
+        for password, status in [(WRONG_PASSWORD, 401), (NEW_PASSWORD, 303)]:
+            stack.api.cookies.clear()
+            cookie, csrf = portal_session(stack.settings, None)
+            sign_in = {"csrf_token": csrf, "email": "new@provider.example", "password": password}
+            assert (await stack.api.post("/signin", data=sign_in, headers={"Cookie": cookie})).status_code == status
+
+        enrollment_id = await created(stack)
+        link = stack.form_link("pat@acme.example")
+        assert (await stack.api.get(link)).status_code == 200
+        assert (await stack.api.post(link, data=FORM)).status_code == 303
+        for step in ("start", "approve"):
+            url = f"/api/enrollments/{enrollment_id}/review/{step}"
+            assert (await stack.api.post(url, json={"audit_note": step}, headers=reviewer.auth)).status_code == 200
+        secret_key = stack.settings.secret_key or ""
+
+    token = link.rsplit("/", 1)[1]
+    key_bytes = payload_key.split(":", 1)[1]
+    secrets = {
+        "form token": token,
+        "password": PASSWORD,
+        "new user's password": NEW_PASSWORD,
+        "wrong password": WRONG_PASSWORD,
+        "API token": stack.token,
+        "reviewer's API token": reviewer.token,
+        "ENROLL_SECRET_KEY": secret_key,
+        "ENROLL_PAYLOAD_KEY": key_bytes,
+        "ENROLL_PAYLOAD_KEY (raw)": base64.b64decode(key_bytes).hex(),
+    }
+    captured = capfd.readouterr()
+    ours = [r for r in caplog.records if not r.name.startswith(NOT_OURS)]
+    logged = "\n".join([*(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in ours), captured.out, captured.err])
+    assert len(caplog.records) > 20, "the loggers were not captured"
+    leaked = [name for name, secret in secrets.items() if secret and secret in logged]
+    assert not leaked, f"logged: {leaked}"
