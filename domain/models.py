@@ -204,6 +204,8 @@ class SubmitForm(Frozen):
 
     link_version: int
     form: ContactForm
+    source: str | None = None
+    """The address the contact submitted from (the audit trail's source)."""
 
 
 class CsmAction(Frozen):
@@ -264,6 +266,8 @@ class AccountInput(Frozen):
     warning_offsets: list[float] = Field(default_factory=list)
     state: AccountView | None = None
     warned: list[str] = Field(default_factory=list)
+    events_per_run: int = 1000
+    """After this many events a run continues as new, carrying `state`, so its history stays bounded."""
 
 
 class RecordAccount(Frozen):

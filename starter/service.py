@@ -255,7 +255,7 @@ class EnrollmentService:
             await handle.signal("opened", LinkRequest(enrollment_id=enrollment_id, link_version=version))
         return view, version
 
-    async def submit_form(self, token: str, raw: Mapping[str, Any]) -> EnrollmentView:
+    async def submit_form(self, token: str, raw: Mapping[str, Any], *, source: str | None = None) -> EnrollmentView:
         """The contact's form: checked, then handed to the workflow, which accepts it only once."""
         enrollment_id, version = await self._live_link(token)
         form, errors = check_contact_form(raw, free_mail=self.settings.free_mail)
@@ -265,7 +265,7 @@ class EnrollmentService:
         handle = self.client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
         try:
             view: EnrollmentView = await handle.execute_update(
-                "submit_form", SubmitForm(link_version=version, form=form), result_type=EnrollmentView
+                "submit_form", SubmitForm(link_version=version, form=form, source=source), result_type=EnrollmentView
             )
         except (WorkflowUpdateFailedError, RPCError) as err:
             raise Gone(DEAD_LINK) from err

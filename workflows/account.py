@@ -32,8 +32,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.enrollment import EMAIL_TIMEOUT, RECORD_TIMEOUT, RETRY
 
 A = AccountStatus
-# Bound the history over years of usage reports and edits: start a fresh run carrying the state.
-EVENTS_PER_RUN = 1000
 
 
 def refused(status: AccountStatus, action: AccountAction) -> None:
@@ -89,7 +87,8 @@ class MemberAccountWorkflow:
             else:
                 self._upsert_attributes()
         while self._view.status != A.deleted:
-            if self._events >= EVENTS_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            # Bound the history over years of usage reports and edits: a fresh run carries the state on.
+            if self._events >= input.events_per_run or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     input.model_copy(

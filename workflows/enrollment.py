@@ -153,7 +153,7 @@ class EnrollmentWorkflow:
         async with self._lock:
             self._check_submission(submission)
             self._set(status=S.pending_review, form=submission.form)
-            await self._record("submitted", CONTACT, None)
+            await self._record("submitted", CONTACT.model_copy(update={"source": submission.source}), None)
             await self._activity(
                 "close_form_links",
                 LinkRequest(enrollment_id=self._view.id, link_version=self._view.link_version),

@@ -220,3 +220,37 @@ def test_ends_at_is_midnight_utc() -> None:
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert ends_at(view) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+async def test_a_long_lived_account_continues_as_new_with_its_state(run: Run) -> None:
+    today = (await run.now()).date()
+    handle = await run.env.client.start_workflow(
+        MemberAccountWorkflow.run,
+        AccountInput(
+            account_id="longlived",
+            enrollment_id="longlived",
+            fields=FIELDS.model_copy(update={"service_end_date": today + timedelta(days=400)}),
+            form=FORM,
+            created_by=CSM,
+            service_start_date=today,
+            warning_offsets=WARNINGS,
+            events_per_run=3,
+        ),
+        id="account-longlived",
+        task_queue=run.task_queue,
+    )
+    first_run = (await handle.describe()).run_id
+    now = await run.now()
+    for count in range(1, 6):
+        await update(
+            handle, "report_usage", UsageReport(users_existing=count, reported_at=now + timedelta(minutes=count))
+        )
+    await update(handle, "add_users_purchased", AddUsersPurchased(actor=CSM, audit_note="order", add=100))
+    latest = run.env.client.get_workflow_handle("account-longlived")
+    description = await latest.describe()
+    assert description.run_id != first_run  # the history started afresh
+    view = await status(latest)
+    assert view.users_existing == 5 and view.users_purchased == 1100
+    assert view.status == AccountStatus.active
+    await run.env.sleep(timedelta(days=401))
+    assert (await status(latest)).status == AccountStatus.expired  # the timers came along

@@ -111,7 +111,7 @@ async def submit_form(token: str, request: Request, service: ServiceDep, limits:
     submitted = await request.form()
     raw: dict[str, Any] = {key: value for key, value in submitted.items() if isinstance(value, str)}
     try:
-        await service.submit_form(token, raw)
+        await service.submit_form(token, raw, source=request_source())
     except (NotFound, Gone) as exc:
         return _refusal(request, exc)
     except InvalidInput as exc:
