@@ -267,6 +267,8 @@ class AccountInput(Frozen):
     state: AccountView | None = None
     warned: list[str] = Field(default_factory=list)
     events_per_run: int = 1000
+    approved_by: Actor | None = None
+    """The reviewer whose approval activated the account (the `activated` event's actor)."""
     """After this many events a run continues as new, carrying `state`, so its history stays bounded."""
 
 

@@ -83,7 +83,9 @@ class MemberAccountWorkflow:
     async def run(self, input: AccountInput) -> AccountView:
         async with self._lock:
             if input.state is None:
-                await self._record("activated", input.created_by, f"enrollment {input.enrollment_id} approved")
+                await self._record(
+                    "activated", input.approved_by or input.created_by, f"enrollment {input.enrollment_id} approved"
+                )
             else:
                 self._upsert_attributes()
         while self._view.status != A.deleted:

@@ -274,6 +274,7 @@ class EnrollmentWorkflow:
                     created_by=self._input.created_by,
                     service_start_date=workflow.now().date(),
                     warning_offsets=self._input.schedule.warning_offsets,
+                    approved_by=action.actor,
                 ),
                 id=f"account-{account_id}",
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,

@@ -188,6 +188,9 @@ async def test_review_locks_edits_and_approval_yields_an_active_account(stack: S
         return [(a["id"], a["status"]) for a in page["items"]] == [(account_id, "Active")]
 
     await eventually(account_active)
+    account = (await stack.api.get(f"/api/accounts/{account_id}", headers=stack.auth)).json()
+    assert account["timeline"][0]["event"] == "activated"
+    assert account["timeline"][0]["actor"] == "rev@provider.example"  # the approver, not the creating CSM
     await eventually(lambda: len(stack.mail_to("sam@acme.example")) == 1)  # the welcome reaches the tech contact
     assert "Welcome" in stack.mail_to("sam@acme.example")[0].subject
     body = await detail(stack, enrollment_id)
