@@ -56,7 +56,8 @@ async def test_every_change_carries_its_source_address_into_both_timelines(stack
         assert suspended.status_code == 200, suspended.text
         view = await account.query("status", result_type=AccountView)
         events = [(e.event, e.source) for e in view.timeline]
-        assert events == [("activated", "203.0.113.9"), ("suspended", "203.0.113.9")]
+        # Activated by the approval (sent from the remote address), suspended from the office.
+        assert events == [("activated", "2001:db8::7"), ("suspended", "203.0.113.9")]
 
 
 async def test_the_timeline_is_append_only_in_the_database(database_url: str) -> None:
