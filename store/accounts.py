@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import delete, func, select
 
 from domain.models import (
     AccountStatus,
@@ -18,7 +18,7 @@ from domain.models import (
 )
 from domain.rules import organization_key
 from store.db import transaction
-from store.enrollments import MAX_PAGE, decode_cursor, encode_cursor, escape_like, now
+from store.enrollments import MAX_PAGE, escape_like, newest_first, now
 from store.tables import Account, Enrollment, OrganizationClaim, TimelineEntry
 
 PENDING = (EnrollmentStatus.new, EnrollmentStatus.pending_review, EnrollmentStatus.in_review)
@@ -140,15 +140,7 @@ async def list_accounts(
         query = query.where(Account.service_end_date >= ends_after)
     if ends_before is not None:
         query = query.where(Account.service_end_date <= ends_before)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(or_(Account.created_at < at, and_(Account.created_at == at, Account.id < row_id)))
-    limit = max(1, min(limit, MAX_PAGE))
-    query = query.order_by(Account.created_at.desc(), Account.id.desc()).limit(limit + 1)
-    async with transaction(url) as session:
-        rows = list(await session.scalars(query))
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = await newest_first(url, query, Account, limit=limit, cursor=cursor)
     return [_view(row, []) for row in page], next_cursor
 
 

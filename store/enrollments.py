@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +22,7 @@ from domain.models import (
 from domain.rules import organization_key
 from domain.status import OPEN_STATUSES
 from store.db import transaction
-from store.tables import Enrollment, OrganizationClaim, TimelineEntry
+from store.tables import Account, Enrollment, OrganizationClaim, TimelineEntry
 
 MAX_PAGE = 200
 
@@ -171,6 +172,24 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor("cursor is not one this API returned") from exc
 
 
+Row = TypeVar("Row", Enrollment, Account)
+
+
+async def newest_first(
+    url: str, query: Select[Row], table: type[Row], *, limit: int, cursor: str | None
+) -> tuple[list[Row], str | None]:
+    """One page of `query`, newest first, keyset-paginated on (created_at, id): deep pages cost what page 1 does."""
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(or_(table.created_at < at, and_(table.created_at == at, table.id < row_id)))
+    limit = max(1, min(limit, MAX_PAGE))
+    query = query.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)
+    async with transaction(url) as session:
+        rows = list(await session.scalars(query))
+    page = rows[:limit]
+    return page, encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+
+
 def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -193,13 +212,5 @@ async def list_enrollments(
     if q:
         pattern = f"%{escape_like(organization_key(q))}%"
         query = query.where(Enrollment.organization_key.like(pattern, escape="\\"))
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(or_(Enrollment.created_at < at, and_(Enrollment.created_at == at, Enrollment.id < row_id)))
-    limit = max(1, min(limit, MAX_PAGE))
-    query = query.order_by(Enrollment.created_at.desc(), Enrollment.id.desc()).limit(limit + 1)
-    async with transaction(url) as session:
-        rows = list(await session.scalars(query))
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = await newest_first(url, query, Enrollment, limit=limit, cursor=cursor)
     return [_view(row, []) for row in page], next_cursor
