@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.status import AccountAction, account_refusal
     from workflows.attributes import ACCOUNT_STATUS, MEMBER_TYPE, SERVICE_END_DATE
-    from workflows.enrollment import EMAIL_TIMEOUT, RECORD_TIMEOUT, RETRY
+    from workflows.enrollment import EMAIL_TIMEOUT, RECORD_TIMEOUT, RETRY, changed_within
 
 A = AccountStatus
 
@@ -255,12 +255,7 @@ class MemberAccountWorkflow:
                 await self._record("service end warning", SYSTEM, f"service ends on {self._view.service_end_date}")
 
     async def _changed_within(self, timeout: timedelta | None, label: str | None) -> bool:
-        epoch = self._epoch
-        try:
-            await workflow.wait_condition(lambda: self._epoch != epoch, timeout=timeout, timeout_summary=label)
-        except TimeoutError:
-            return False
-        return True
+        return await changed_within(lambda: self._epoch, timeout, label)
 
     # --- steps ---------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,17 @@ EMAIL_TIMEOUT = timedelta(seconds=90)
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
 )
+
+
+async def changed_within(epoch: Callable[[], int], timeout: timedelta | None, label: str | None) -> bool:
+    """True when a handler moved the process on (bumped its epoch) before `timeout` (None: wait as long as it takes).
+    The label is the timer's summary in the Temporal UI."""
+    start = epoch()
+    try:
+        await workflow.wait_condition(lambda: epoch() != start, timeout=timeout, timeout_summary=label)
+    except TimeoutError:
+        return False
+    return True
 
 
 def refused(status: EnrollmentStatus, action: EnrollmentAction) -> None:
@@ -353,13 +365,7 @@ class EnrollmentWorkflow:
         return expires_at, "expire"
 
     async def _changed_within(self, timeout: timedelta | None, label: str | None) -> bool:
-        """True when a handler moved the enrollment on before `timeout` (None: wait for as long as it takes)."""
-        epoch = self._epoch
-        try:
-            await workflow.wait_condition(lambda: self._epoch != epoch, timeout=timeout, timeout_summary=label)
-        except TimeoutError:
-            return False
-        return True
+        return await changed_within(lambda: self._epoch, timeout, label)
 
     # --- steps ---------------------------------------------------------------------------------------
 
