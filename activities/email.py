@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -19,6 +21,10 @@ from domain.models import EmailKind, EmailRequest, EmailResult
 from domain.rules import has_control_characters
 from domain.settings import Settings
 from store import outbox
+
+SMTP_TIMEOUT = 30
+"""Seconds the relay may take over each step before the attempt gives up (and retries): a stalled relay must
+not hold an attempt for the activity's whole timeout."""
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates" / "email"),
@@ -93,8 +99,34 @@ def build_message(settings: Settings, request: EmailRequest, key: str) -> EmailM
     return message
 
 
+def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
+    """A relay's reply as an operator reads it: `550 5.1.1 User unknown`, one line, kept short."""
+    return " ".join(f"{exc.code} {exc.message}".split())[:300]
+
+
+async def _record_sent(url: str, key: str, sent_at: datetime) -> None:
+    """Record a send the relay accepted. The message is out: a retry of the activity would send it again, so a
+    store that is briefly down is waited for here rather than failing the attempt."""
+    delay = 0.5
+    for _ in range(8):
+        try:
+            await outbox.record_outcome(url, key, sent_at=sent_at, error=None)
+            return
+        except (OSError, SQLAlchemyError):
+            activity.logger.warning("the store is unreachable; recording the send of %s again in %.1f s", key, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    await outbox.record_outcome(url, key, sent_at=sent_at, error=None)
+
+
 async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailResult:
-    """Send `request` unless the outbox already recorded a send under `key`."""
+    """Send `request` unless the outbox already recorded a send under `key`.
+
+    Classified like a mail system: a recipient refused for good (5xx at RCPT) is a bounce, raised as the
+    non-retryable `SmtpRecipientRefused` with `[code, reply]` as details; everything else (no connection, 4xx,
+    5xx at AUTH, MAIL FROM or DATA) is trouble on our side and retries until the relay accepts, with the
+    relay's last reply kept for `/healthz`.
+    """
     url = settings.effective_database_url
     earlier = await outbox.sent_result(url, key)
     if earlier is not None:
@@ -114,7 +146,7 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         message_id=message_id,
     )
     try:
-        await aiosmtplib.send(
+        errors, _ = await aiosmtplib.send(
             message,
             hostname=settings.effective_smtp_host,
             port=settings.smtp_port,
@@ -122,25 +154,51 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
             password=settings.smtp_password,
             use_tls=settings.smtp_tls == "tls",
             start_tls=settings.smtp_tls == "starttls",
-            timeout=30,
+            timeout=SMTP_TIMEOUT,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:
-        await outbox.record_outcome(url, key, sent_at=None, error=str(exc))
-        permanent = all(refusal.code >= 500 for refusal in exc.recipients)
-        raise ApplicationError(
-            "the mail server refused the recipient", type="SmtpRecipientRefused", non_retryable=permanent
-        ) from exc
-    except aiosmtplib.SMTPResponseException as exc:
-        await outbox.record_outcome(url, key, sent_at=None, error=f"{exc.code} {exc.message}")
-        if exc.code >= 500:
+        permanent = [refusal for refusal in exc.recipients if refusal.code >= 500]
+        first = exc.recipients[0]
+        reply = _reply(permanent[0] if permanent else first)
+        if len(permanent) == len(exc.recipients):
+            await outbox.record_outcome(url, key, sent_at=None, error=reply, state="bounced")
+            await outbox.mail_accepted(url)
             raise ApplicationError(
-                f"the mail server refused the message ({exc.code})", type="SmtpRejected", non_retryable=True
+                f"the mail server refused the recipient: {reply}",
+                permanent[0].code,
+                reply,
+                type="SmtpRecipientRefused",
+                non_retryable=True,
             ) from exc
-        raise
+        await _relay_trouble(url, key, reply)
+        raise ApplicationError(f"the mail server deferred the recipient: {reply}", type="SmtpDeferred") from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        reply = _reply(exc)
+        await _relay_trouble(url, key, reply)
+        raise ApplicationError(f"the mail server did not accept the message: {reply}", type="SmtpDeferred") from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
-        await outbox.record_outcome(url, key, sent_at=None, error=type(exc).__name__)
-        raise
+        reply = f"{type(exc).__name__}: {exc}"[:300]
+        await _relay_trouble(url, key, reply)
+        raise ApplicationError(f"the mail server could not be reached: {reply}", type="SmtpUnreachable") from exc
     sent_at = datetime.now(UTC)
-    await outbox.record_outcome(url, key, sent_at=sent_at, error=None)
+    await _record_sent(url, key, sent_at)
+    await outbox.mail_accepted(url)
+    refused = [f"{address}: {_reply(refusal)}" for address, refusal in _refusals(errors)]
     activity.logger.info("email %s (%s) sent", key, request.kind.value)
-    return EmailResult(sent_at=sent_at, message_id=message_id)
+    return EmailResult(sent_at=sent_at, message_id=message_id, refused=refused)
+
+
+def _refusals(errors: dict[str, aiosmtplib.SMTPResponse]) -> list[tuple[str, aiosmtplib.SMTPResponseException]]:
+    """The recipients refused for good while the others were accepted."""
+    return [
+        (address, aiosmtplib.SMTPResponseException(response.code, response.message))
+        for address, response in errors.items()
+        if response.code >= 500
+    ]
+
+
+async def _relay_trouble(url: str, key: str, reply: str) -> None:
+    """Keep the relay's reply on the email and on the mail health `/healthz` reports; the attempt retries."""
+    activity.logger.warning("email %s not accepted (%s); it will be retried", key, reply)
+    await outbox.record_outcome(url, key, sent_at=None, error=reply, state="retrying")
+    await outbox.mail_failing(url, reply)

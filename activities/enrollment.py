@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 from activities.email import deliver, form_token
 from domain.models import (
     AccountStatus,
+    EmailKind,
     EmailRequest,
     EmailResult,
     LinkRequest,
@@ -95,19 +96,38 @@ class EnrollmentActivities:
 
     @activity.defn(name="send_invitation")
     async def send_invitation(self, request: EmailRequest) -> EmailResult:
-        """Open the form link of this link version (older ones die) and email it to the contact."""
+        """Open the form link of this link version (older ones die) and email it to the contact; with
+        `current_link_only`, drop it instead once the version is no longer current (never mail a live link
+        of a cancelled or re-linked enrollment)."""
         if request.enrollment is None or request.link_version is None:
             raise ApplicationError(
                 "an invitation needs an enrollment and a link version", type="BadEmailRequest", non_retryable=True
             )
-        token = form_token(self.settings.signing_key, request.enrollment.id, request.link_version)
-        await links.open_link(self.url, token=token, enrollment_id=request.enrollment.id, version=request.link_version)
+        enrollment_id, version = request.enrollment.id, request.link_version
+        token = form_token(self.settings.signing_key, enrollment_id, version)
+        if request.current_link_only:
+            if not await links.open_current_link(self.url, token=token, enrollment_id=enrollment_id, version=version):
+                return await self._dropped(request)
+        else:
+            await links.open_link(self.url, token=token, enrollment_id=enrollment_id, version=version)
         return await deliver(self.settings, request, _key())
 
     @activity.defn(name="send_email")
     async def send_email(self, request: EmailRequest) -> EmailResult:
         """Any other email of the enrollment: reminder, confirmation, notices, welcome."""
+        if request.kind == EmailKind.reminder and request.enrollment and request.link_version is not None:
+            enrollment_id, version = request.enrollment.id, request.link_version
+            token = form_token(self.settings.signing_key, enrollment_id, version)
+            live = await links.keep_link_for_reminder(
+                self.url, token=token, enrollment_id=enrollment_id, version=version
+            )
+            if not live and request.current_link_only:
+                return await self._dropped(request)
         return await deliver(self.settings, request, _key())
+
+    async def _dropped(self, request: EmailRequest) -> EmailResult:
+        activity.logger.info("email %s (%s) dropped: its link is no longer current", _key(), request.kind.value)
+        return EmailResult(dropped=True)
 
     @activity.defn(name="record_account")
     async def record_account(self, record: RecordAccount) -> None:

@@ -100,6 +100,10 @@ class EnrollmentInput(Frozen):
     fields: AccountFields
     created_by: Actor
     schedule: Schedule
+    state: EnrollmentState | None = None
+    """Set when the run continues as new: the enrollment goes on from here, already validated and persisted."""
+    history_limit: int = 2000
+    """Past this many history events a waiting run continues as new, so its history stays bounded."""
 
 
 class ContactForm(Frozen):
@@ -139,7 +143,22 @@ class EnrollmentView(Frozen):
     account_id: str | None = None
     link_version: int = 0
     form: ContactForm | None = None
+    bounced: bool = False
+    """The Bounced marker, beside the status: the contact's address was refused for good; editing the contact
+    or resending clears it."""
+    bounce_reason: str | None = None
     timeline: list[TimelineEvent] = Field(default_factory=list)
+
+
+class EnrollmentState(Frozen):
+    """What an EnrollmentWorkflow carries into its next run when it continues as new."""
+
+    view: EnrollmentView
+    events: int
+    invited_version: int
+    round_started_at: datetime
+    resends: list[datetime] = Field(default_factory=list)
+    opened_versions: list[int] = Field(default_factory=list)
 
 
 class RecordEnrollment(Frozen):
@@ -162,6 +181,7 @@ class EmailKind(StrEnum):
     rejected = "rejected"
     service_end_warning = "service_end_warning"
     account_expired = "account_expired"
+    bounced_csm = "bounced_csm"
 
 
 class EmailRequest(Frozen):
@@ -173,11 +193,33 @@ class EmailRequest(Frozen):
     to: list[str]
     link_version: int | None = None
     reason: str | None = None
+    current_link_only: bool = False
+    """Send an invitation or reminder only while its link version is the enrollment's current one and the
+    enrollment is New (checked in the store just before sending); otherwise drop it."""
 
 
 class EmailResult(Frozen):
-    sent_at: datetime
-    message_id: str
+    """What became of an email: sent (and to whom not), or dropped because its link died before it went."""
+
+    sent_at: datetime | None = None
+    message_id: str | None = None
+    dropped: bool = False
+    refused: list[str] = Field(default_factory=list)
+    """Recipients the relay refused for good while accepting the others: `address: code reply`."""
+
+
+class MailProblem(Frozen):
+    """An email that failed for good, as the workflow records it: a bounce of a recipient, or another failure.
+
+    Built by the mailer from a permanent SMTP refusal, or by `POST /api/mail-events` from a provider's late
+    report (`mail_event` update)."""
+
+    kind: EmailKind
+    recipient: str
+    reason: str
+    bounced: bool = True
+    event: str = "bounced"
+    """bounced · complained · failed"""
 
 
 class LinkRequest(Frozen):

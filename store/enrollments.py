@@ -91,6 +91,8 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
             row.invitation_sent_at = view.invitation_sent_at
             row.account_id = view.account_id
             row.link_version = view.link_version
+            row.bounced = view.bounced
+            row.bounce_reason = view.bounce_reason
             row.form = view.form.model_dump(mode="json") if view.form else None
             row.updated_at = now()
             seen = await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
@@ -134,6 +136,8 @@ def _view(row: Enrollment, timeline: list[TimelineEvent]) -> EnrollmentView:
         account_id=row.account_id,
         link_version=row.link_version,
         form=ContactForm.model_validate(row.form) if row.form else None,
+        bounced=row.bounced,
+        bounce_reason=row.bounce_reason,
         timeline=timeline,
     )
 

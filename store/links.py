@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from store.db import transaction
 from store.enrollments import now
-from store.tables import FormLink
+from store.tables import Enrollment, FormLink
 
 
 class LinkState(StrEnum):
@@ -35,6 +35,47 @@ async def open_link(url: str, *, token: str, enrollment_id: str, version: int) -
         )
 
 
+async def open_current_link(url: str, *, token: str, enrollment_id: str, version: int) -> bool:
+    """Open `token` as `version`'s link only while that version is the enrollment's current one and the
+    enrollment is New; False (nothing opened) once it was cancelled, submitted, expired or re-linked.
+
+    The enrollment's row is locked while this runs, so a close that records the new status first and then
+    kills the links can never leave a link opened here alive.
+    """
+    digest = token_hash(token)
+    async with transaction(url) as session:
+        row = await session.scalar(select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update())
+        if row is None or row.status != "New" or row.link_version != version:
+            return False
+        existing = await session.get(FormLink, digest)
+        if existing is not None:
+            return existing.dead_at is None
+        session.add(FormLink(token_hash=digest, enrollment_id=enrollment_id, version=version, created_at=now()))
+        await session.execute(
+            update(FormLink)
+            .where(FormLink.enrollment_id == enrollment_id, FormLink.version < version, FormLink.dead_at.is_(None))
+            .values(dead_at=now())
+        )
+        return True
+
+
+async def keep_link_for_reminder(url: str, *, token: str, enrollment_id: str, version: int) -> bool:
+    """Whether `version`'s link is still live; if so, make sure `token` (the link a reminder carries, made
+    with today's secret) opens it too. A secret rotated since the invitation then breaks neither link."""
+    digest = token_hash(token)
+    async with transaction(url) as session:
+        live = await session.scalar(
+            select(FormLink.token_hash)
+            .where(FormLink.enrollment_id == enrollment_id, FormLink.version == version, FormLink.dead_at.is_(None))
+            .limit(1)
+        )
+        if live is None:
+            return False
+        if await session.get(FormLink, digest) is None:
+            session.add(FormLink(token_hash=digest, enrollment_id=enrollment_id, version=version, created_at=now()))
+        return True
+
+
 async def kill_links(url: str, enrollment_id: str) -> None:
     async with transaction(url) as session:
         await session.execute(
@@ -55,3 +96,15 @@ async def resolve(url: str, token: str) -> tuple[LinkState, str | None, int]:
         if link.dead_at is not None:
             return LinkState.dead, link.enrollment_id, link.version
         return LinkState.live, link.enrollment_id, link.version
+
+
+async def first_open(url: str, token: str) -> bool:
+    """Mark the link opened; True only for the first open (one conditional UPDATE, so two racing opens
+    cannot both see "first")."""
+    async with transaction(url) as session:
+        result = await session.execute(
+            update(FormLink)
+            .where(FormLink.token_hash == token_hash(token), FormLink.opened_at.is_(None))
+            .values(opened_at=now())
+        )
+        return bool(getattr(result, "rowcount", 0))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from domain.models import EmailResult
 from store.db import transaction
 from store.enrollments import now
-from store.tables import OutboxEmail
+from store.tables import MailHealth, OutboxEmail
 
 
 async def sent_result(url: str, key: str) -> EmailResult | None:
@@ -50,15 +50,72 @@ async def record_attempt(
             )
 
 
-async def record_outcome(url: str, key: str, *, sent_at: datetime | None, error: str | None) -> None:
+async def record_outcome(
+    url: str, key: str, *, sent_at: datetime | None, error: str | None, state: str = "failed"
+) -> None:
+    """One attempt's outcome: sent, or `state` (retrying, bounced, failed, dropped) with the relay's reply."""
     async with transaction(url) as session:
         row = await session.get(OutboxEmail, key)
         if row is None:
             return
+        row.attempts = (row.attempts or 0) + 1
         if sent_at is not None:
             row.state, row.sent_at, row.error = "sent", sent_at, None
         else:
-            row.state, row.error = "failed", error
+            row.state, row.error = state, error
+
+
+async def by_message_id(url: str, message_id: str) -> OutboxEmail | None:
+    """The email a provider reports on, by its Message-ID (with or without the angle brackets)."""
+    wanted = message_id.strip()
+    if not wanted.startswith("<"):
+        wanted = f"<{wanted}>"
+    async with transaction(url) as session:
+        return await session.scalar(select(OutboxEmail).where(OutboxEmail.message_id == wanted).limit(1))
+
+
+async def record_event(url: str, key: str, state: str, reason: str | None) -> None:
+    """A provider's late report on a sent email: delivered, bounced or complained."""
+    async with transaction(url) as session:
+        row = await session.get(OutboxEmail, key)
+        if row is None:
+            return
+        if not (row.state == "bounced" and state == "delivered"):
+            row.state = state
+        if reason:
+            row.error = reason
+        row.event_at = now()
+
+
+async def mail_failing(url: str, reply: str) -> None:
+    """The relay did not accept a message: failing since the first such attempt, with its latest reply."""
+    at = now()
+    async with transaction(url) as session:
+        row = await session.get(MailHealth, 1)
+        if row is None:
+            session.add(MailHealth(id=1, failing_since=at, last_reply=reply, last_attempt_at=at))
+            return
+        row.failing_since = row.failing_since or at
+        row.last_reply, row.last_attempt_at = reply, at
+
+
+async def mail_accepted(url: str) -> None:
+    """The relay answered for good (it took the message, or refused a recipient): mail is flowing again."""
+    async with transaction(url) as session:
+        await session.execute(
+            update(MailHealth)
+            .where(MailHealth.id == 1, MailHealth.failing_since.is_not(None))
+            .values(failing_since=None, last_sent_at=now())
+        )
+
+
+async def mail_trouble(url: str) -> tuple[datetime, str] | None:
+    """(failing since, last reply) while the relay is not accepting mail; None while it is."""
+    async with transaction(url) as session:
+        row = await session.get(MailHealth, 1)
+        if row is None or row.failing_since is None:
+            return None
+        return row.failing_since, row.last_reply or ""
 
 
 async def emails_of(url: str, *, enrollment_id: str) -> list[OutboxEmail]:

@@ -80,10 +80,13 @@ class Enrollment(Base):
     display_users_purchased: Mapped[bool] = mapped_column(Boolean)
     users_purchased: Mapped[int | None] = mapped_column(Integer)
     corporate_contact_email: Mapped[str] = mapped_column(String(254))
-    reseller_account_id: Mapped[str | None] = mapped_column(String(64))
+    reseller_account_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_by: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
+    bounced: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The Bounced marker: the contact's address was refused for good (beside the status, not a status)."""
+    bounce_reason: Mapped[str | None] = mapped_column(Text)
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
     invitation_sent_at: Mapped[datetime | None]
     account_id: Mapped[str | None] = mapped_column(String(64))
@@ -145,6 +148,8 @@ class FormLink(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     dead_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    """The first open; set once, by a conditional update, so only the first open signals the workflow."""
 
 
 class OutboxEmail(Base):
@@ -157,11 +162,26 @@ class OutboxEmail(Base):
     kind: Mapped[str] = mapped_column(String(32))
     recipients: Mapped[str] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(String(300))
-    message_id: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[str] = mapped_column(String(300), index=True)
     state: Mapped[str] = mapped_column(String(16))
+    """sending · sent · failed (permanently) · bounced · dropped (its link died first) · delivered · complained"""
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    event_at: Mapped[datetime | None]
+    """When a provider last reported on it (POST /api/mail-events)."""
+
+
+class MailHealth(Base):
+    """One row (id 1): whether the relay is accepting mail, and its last reply while it is not."""
+
+    __tablename__ = "mail_health"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    failing_since: Mapped[datetime | None]
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None]
+    last_sent_at: Mapped[datetime | None]
 
 
 class Account(Base):

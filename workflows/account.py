@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.models import (
@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
         EditAccount,
         EmailKind,
         EmailRequest,
+        EmailResult,
+        MailProblem,
         MemberType,
         RecordAccount,
         TimelineEvent,
@@ -29,7 +31,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.status import AccountAction, account_refusal
     from workflows.attributes import ACCOUNT_STATUS, MEMBER_TYPE, SERVICE_END_DATE
-    from workflows.enrollment import EMAIL_TIMEOUT, RECORD_TIMEOUT, RETRY, changed_within
+    from workflows.enrollment import (
+        BEST_EFFORT_MAIL,
+        EMAIL_TIMEOUT,
+        RECORD_TIMEOUT,
+        RETRY,
+        Mail,
+        changed_within,
+        mail_problem_of,
+    )
 
 A = AccountStatus
 
@@ -51,7 +61,11 @@ class MemberAccountWorkflow:
     the date is extended), Suspended ⇄ Active, Deleted only from Suspended; continues as new to stay bounded.
 
     Query `status` → AccountView. Updates: `suspend`, `reactivate`, `delete`, `edit`,
-    `add_users_purchased`, `report_usage`.
+    `add_users_purchased`, `report_usage`, `mail_event`.
+
+    Emails are best-effort, sent by a mailer task outside the lock (a failure is an `email_failed` event).
+    Suspension is kept apart from expiry: a Suspended account stays Suspended past its end date, and only
+    reactivating it makes it Active (or Expired, once the date has passed).
     """
 
     @workflow.init
@@ -78,9 +92,14 @@ class MemberAccountWorkflow:
         self._lock = asyncio.Lock()
         self._epoch = 0
         self._events = 0
+        # Decided once per run: runs started before email became best-effort replay their old shape.
+        self._v2 = workflow.patched(BEST_EFFORT_MAIL)
+        self._outbox: list[Mail] = []
+        self._sending = False
 
     @workflow.run
     async def run(self, input: AccountInput) -> AccountView:
+        mailer = asyncio.create_task(self._mailer()) if self._v2 else None
         async with self._lock:
             if input.state is None:
                 await self._record(
@@ -91,17 +110,19 @@ class MemberAccountWorkflow:
         while self._view.status != A.deleted:
             # Bound the history over years of usage reports and edits: a fresh run carries the state on.
             if self._events >= input.events_per_run or workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
                 workflow.continue_as_new(
                     input.model_copy(
                         update={"state": self._view.model_copy(update={"timeline": []}), "warned": sorted(self._warned)}
                     )
                 )
-            if self._view.status == A.expired:
+            if self._view.status == A.expired or self._ended_while_suspended():
                 await self._changed_within(None, None)
             else:
                 await self._wait_for_service_end()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
+        if mailer is not None:
+            mailer.cancel()
         return self._view
 
     @workflow.query(name="status")
@@ -218,6 +239,13 @@ class MemberAccountWorkflow:
     def _validate_usage(self, report: UsageReport) -> None:
         refused(self._view.status, AccountAction.report_usage)
 
+    @workflow.update(name="mail_event")
+    async def mail_event(self, problem: MailProblem) -> AccountView:
+        """A provider's late report on one of this account's emails (`POST /api/mail-events`)."""
+        async with self._lock:
+            await self._mail_problem(problem)
+            return self._view
+
     # --- the service end date ------------------------------------------------------------------------
 
     def _due_warnings(self) -> list[tuple[datetime, str]]:
@@ -243,7 +271,12 @@ class MemberAccountWorkflow:
                 return
             now = workflow.now()
             passed = [key for when, key in self._due_warnings() if when <= now]
-            if now >= ends_at(self._view):
+            if now >= ends_at(self._view) and self._v2 and self._view.status == A.suspended:
+                # The service has ended, but the account stays Suspended until someone reactivates it.
+                self._warned.update([*passed, self._end_key()])
+                await self._record("service ended", SYSTEM, f"service end date {self._view.service_end_date} reached")
+                await self._email(EmailKind.account_expired, f"expired-{self._view.service_end_date.isoformat()}")
+            elif now >= ends_at(self._view):
                 self._warned.update(passed)
                 self._set(status=A.expired)
                 await self._record("expired", SYSTEM, f"service end date {self._view.service_end_date} reached")
@@ -254,8 +287,52 @@ class MemberAccountWorkflow:
                 await self._email(EmailKind.service_end_warning, f"warning-{passed[-1]}")
                 await self._record("service end warning", SYSTEM, f"service ends on {self._view.service_end_date}")
 
+    def _end_key(self) -> str:
+        return f"{self._view.service_end_date.isoformat()}:ended"
+
+    def _ended_while_suspended(self) -> bool:
+        """A Suspended account whose service end has been handled: nothing to wait for but a change."""
+        return self._v2 and self._view.status == A.suspended and self._end_key() in self._warned
+
     async def _changed_within(self, timeout: timedelta | None, label: str | None) -> bool:
         return await changed_within(lambda: self._epoch, timeout, label)
+
+    # --- the mailer ----------------------------------------------------------------------------------
+
+    async def _mailer(self) -> None:
+        """Send the queued emails one by one, outside the lock; relay trouble retries inside the activity."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbox))
+            mail = self._outbox.pop(0)
+            self._sending = True
+            try:
+                result = await workflow.execute_activity(
+                    mail.activity,
+                    mail.request,
+                    activity_id=mail.activity_id,
+                    start_to_close_timeout=EMAIL_TIMEOUT,
+                    retry_policy=RETRY,
+                    result_type=EmailResult,
+                )
+                problems = [
+                    MailProblem(kind=mail.request.kind, recipient=address, reason=reply)
+                    for address, _, reply in (refusal.partition(": ") for refusal in result.refused)
+                ]
+            except ActivityError as err:
+                problem = mail_problem_of(mail, err)
+                problems = [problem] if problem else []
+            finally:
+                self._sending = False
+            for problem in problems:
+                async with self._lock:
+                    await self._mail_problem(problem)
+
+    async def _mail_problem(self, problem: MailProblem) -> None:
+        event = "complained" if problem.event == "complained" else "email_failed"
+        await self._record(event, SYSTEM, f"{problem.kind.value} to {problem.recipient}: {problem.reason}")
+
+    def _mail_idle(self) -> bool:
+        return not self._outbox and not self._sending
 
     # --- steps ---------------------------------------------------------------------------------------
 
@@ -268,7 +345,11 @@ class MemberAccountWorkflow:
         return list(dict.fromkeys(recipients))
 
     async def _email(self, kind: EmailKind, activity_id: str) -> None:
+        """Queue the email for the mailer (older runs: send it now, and wait)."""
         request = EmailRequest(kind=kind, account=self._view.model_copy(update={"timeline": []}), to=self._recipients())
+        if self._v2:
+            self._outbox.append(Mail(request, "send_email", f"email-{activity_id}"))
+            return
         await workflow.execute_activity(
             "send_email",
             request,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from domain.models import (
@@ -23,9 +24,11 @@ with workflow.unsafe.imports_passed_through():
         EmailRequest,
         EmailResult,
         EnrollmentInput,
+        EnrollmentState,
         EnrollmentStatus,
         EnrollmentView,
         LinkRequest,
+        MailProblem,
         RecordEnrollment,
         ReviewAction,
         SubmitForm,
@@ -41,6 +44,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 S = EnrollmentStatus
+BEST_EFFORT_MAIL = "best-effort-mail"
+"""The patch that took email off the process's critical path: runs started before it keep their old shape."""
+LINK_EMAILS = (EmailKind.invitation, EmailKind.reminder)
 RESENDS_PER_DAY = 5
 EXPIRED_REVIVAL_WINDOW = timedelta(days=30)
 RECORD_TIMEOUT = timedelta(seconds=30)
@@ -62,6 +68,28 @@ async def changed_within(epoch: Callable[[], int], timeout: timedelta | None, la
     return True
 
 
+def mail_problem_of(mail: Mail, err: ActivityError) -> MailProblem | None:
+    """The permanent failure an email activity ended with; None when it was cancelled (its link died)."""
+    cause = err.cause
+    if isinstance(cause, CancelledError):
+        return None
+    recipient = mail.request.to[0] if mail.request.to else ""
+    if isinstance(cause, ApplicationError) and cause.type == "SmtpRecipientRefused" and len(cause.details) > 1:
+        return MailProblem(kind=mail.request.kind, recipient=recipient, reason=str(cause.details[1]))
+    reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+    return MailProblem(kind=mail.request.kind, recipient=recipient, reason=reason, bounced=False, event="failed")
+
+
+@dataclass
+class Mail:
+    """An email waiting for the mailer: which activity sends it, under which id, and its timeline note."""
+
+    request: EmailRequest
+    activity: str
+    activity_id: str
+    note: str | None = None
+
+
 def refused(status: EnrollmentStatus, action: EnrollmentAction) -> None:
     """Raise the status machine's sentence when `action` is not allowed now (an update's 409)."""
     reason = enrollment_refusal(status, action)
@@ -74,67 +102,96 @@ class EnrollmentWorkflow:
     """Validate → persist (New) → invite the contact → wait for the form with reminders and expiry →
     review → approve (starts MemberAccountWorkflow) or reject.
 
-    Query `status` → EnrollmentView. Updates (each refused by the status machine when not allowed now):
-    `created` (waits until persisted; the API starts the run with it), `submit_form`, `resend`, `edit`,
-    `cancel`, `start_review`, `approve`, `reject`.
+    Query `status` → EnrollmentView. Signal `opened`. Updates (each refused by the status machine when not
+    allowed now): `created` (waits until persisted; the API starts the run with it), `submit_form`, `resend`,
+    `edit`, `cancel`, `start_review`, `approve`, `reject`, and `mail_event` (a provider's late bounce).
+
+    Email is best-effort for the process: handlers and the timer loop only queue emails, and a mailer task sends
+    them outside the lock, so a slow or refusing relay never holds up a CSM, a reviewer or the contact, and no
+    email failure ends the run. A bounce of the contact's address marks the enrollment Bounced and tells the
+    CSM; any other permanent failure is an `email_failed` event. The run continues as new past
+    `history_limit` events, so its history stays bounded.
     """
 
     @workflow.init
     def __init__(self, input: EnrollmentInput) -> None:
         self._input = input
+        # Decided once per run: runs started before email became best-effort replay their old shape.
+        self._v2 = workflow.patched(BEST_EFFORT_MAIL)
         now = workflow.now()
         fields = input.fields
-        self._view = EnrollmentView(
-            id=input.enrollment_id,
-            status=S.new,
-            created_at=now,
-            created_by=input.created_by.email,
-            expires_at=now + timedelta(seconds=input.schedule.ttl),
-            **fields.model_dump(),
+        state = input.state
+        self._view = (
+            state.view
+            if state
+            else EnrollmentView(
+                id=input.enrollment_id,
+                status=S.new,
+                created_at=now,
+                created_by=input.created_by.email,
+                expires_at=now + timedelta(seconds=input.schedule.ttl),
+                **fields.model_dump(),
+            )
         )
         # Handlers and the timer loop take turns through this lock, so a reminder can't cross a submit.
         self._lock = asyncio.Lock()
         self._epoch = 0
-        self._events = 0
-        self._persisted = False
+        self._events = state.events if state else 0
+        self._persisted = state is not None
         self._failure: ApplicationError | None = None
-        self._invited_version = 0
-        self._round_started_at = now
-        self._resends: list[datetime] = []
-        self._opened_versions: set[int] = set()
+        self._invited_version = state.invited_version if state else 0
+        self._round_started_at = state.round_started_at if state else now
+        self._resends: list[datetime] = list(state.resends) if state else []
+        self._opened_versions: set[int] = set(state.opened_versions) if state else set()
+        self._closed = False
+        self._outbox: list[Mail] = []
+        self._sending: tuple[Mail, workflow.ActivityHandle[EmailResult]] | None = None
+        self._cancelling = False
 
     @workflow.run
     async def run(self, input: EnrollmentInput) -> EnrollmentView:
         self._upsert_attributes()
-        try:
-            await self._activity(
-                "validate", ValidateEnrollment(enrollment_id=input.enrollment_id, fields=input.fields), "validate"
-            )
-            await self._record("created", input.created_by, None, activity="persist")
-        except ActivityError as err:
-            cause = err.cause if isinstance(err.cause, ApplicationError) else None
-            self._failure = cause or ApplicationError(str(err), type="EnrollmentFailed", non_retryable=True)
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            raise self._failure from err
-        self._persisted = True
-        async with self._lock:
-            await self._invite(rotate=True)
+        mailer = asyncio.create_task(self._mailer()) if self._v2 else None
+        if input.state is None:
+            try:
+                await self._activity(
+                    "validate", ValidateEnrollment(enrollment_id=input.enrollment_id, fields=input.fields), "validate"
+                )
+                if self._v2:
+                    self._start_round()
+                await self._record("created", input.created_by, None, activity="persist")
+            except ActivityError as err:
+                cause = err.cause if isinstance(err.cause, ApplicationError) else None
+                self._failure = cause or ApplicationError(str(err), type="EnrollmentFailed", non_retryable=True)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                raise self._failure from err
+            self._persisted = True
+            if self._v2:
+                self._queue_invitation()
+            else:
+                async with self._lock:
+                    await self._invite(rotate=True)
         while True:
+            if self._v2 and self._history_full() and self._mail_idle() and workflow.all_handlers_finished():
+                workflow.continue_as_new(input.model_copy(update={"state": self._state()}))
             status = self._view.status
             if status == S.new:
                 await self._wait_for_form()
             elif status == S.expired:
-                if not await self._changed_within(EXPIRED_REVIVAL_WINDOW, "revival window closes"):
+                if not await self._changed_within(self._revival_left(), "revival window closes"):
                     async with self._lock:
                         if self._view.status == S.expired:
+                            self._closed = True
                             await self._record("closed", SYSTEM, "expired too long ago to resend", release_claim=True)
                             break
             elif status in (S.pending_review, S.in_review):
                 await self._changed_within(None, None)
             else:
                 break
-        # Let an update that is still emailing (approve, reject, cancel) finish before the run closes.
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # Let an update that is still working (approve, reject, cancel) and the emails it queued finish first.
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
+        if mailer is not None:
+            mailer.cancel()
         return self._view
 
     @workflow.query(name="status")
@@ -171,6 +228,7 @@ class EnrollmentWorkflow:
                 LinkRequest(enrollment_id=self._view.id, link_version=self._view.link_version),
                 f"close-links-{self._view.link_version}",
             )
+            self._drop_stale_mail()
             await self._email(EmailKind.submitted, [self._view.corporate_contact_email], f"submitted-{self._events}")
             if self._input.created_by.email:
                 await self._email(
@@ -184,7 +242,10 @@ class EnrollmentWorkflow:
 
     def _check_submission(self, submission: SubmitForm) -> None:
         refused(self._view.status, EnrollmentAction.submit_form)
-        if submission.link_version != self._view.link_version or self._invited_version != self._view.link_version:
+        # The mailer records an invitation as sent a moment after the relay took it; the link is live in the
+        # store from before the send, so the link version alone decides (older runs also waited for the record).
+        invited = self._v2 or self._invited_version == self._view.link_version
+        if submission.link_version != self._view.link_version or not invited:
             raise ApplicationError(
                 "This enrollment link has been replaced by a newer one.", type="LinkDead", non_retryable=True
             )
@@ -195,7 +256,14 @@ class EnrollmentWorkflow:
             self._check_resend()
             self._resends.append(workflow.now())
             self._set(status=S.new)
-            await self._invite(rotate=True, actor=action.actor, event="resent", note=action.audit_note)
+            if not self._v2:
+                await self._invite(rotate=True, actor=action.actor, event="resent", note=action.audit_note)
+                return self._view
+            self._start_round()
+            await self._record("resent", action.actor, action.audit_note)
+            await self._close_links("resent")
+            self._drop_stale_mail()
+            self._queue_invitation()
             return self._view
 
     @resend.validator
@@ -203,6 +271,12 @@ class EnrollmentWorkflow:
         self._check_resend()
 
     def _check_resend(self) -> None:
+        if self._closed and self._v2:
+            raise ApplicationError(
+                "This enrollment expired more than 30 days ago and is closed; create a new one instead.",
+                type="TransitionRefused",
+                non_retryable=True,
+            )
         refused(self._view.status, EnrollmentAction.resend)
         since = workflow.now() - timedelta(days=1)
         if sum(1 for at in self._resends if at > since) >= RESENDS_PER_DAY:
@@ -216,6 +290,8 @@ class EnrollmentWorkflow:
     async def edit(self, change: EditEnrollment) -> EnrollmentView:
         async with self._lock:
             refused(self._view.status, EnrollmentAction.edit)
+            if self._v2:
+                return await self._edit(change)
             before = self._view
             contact_changed = change.fields.corporate_contact_email != before.corporate_contact_email
             self._set(**change.fields.model_dump())
@@ -243,6 +319,38 @@ class EnrollmentWorkflow:
                     await self._record("link rotated", SYSTEM, "not sent: the CSM will resend when ready")
             self._epoch += 1
             return self._view
+
+    async def _edit(self, change: EditEnrollment) -> EnrollmentView:
+        """A changed contact of a New enrollment rotates the link first: the old link is dead before anything
+        is mailed, whatever becomes of the courtesy email to the old address."""
+        before = self._view
+        relink = change.fields.corporate_contact_email != before.corporate_contact_email and before.status == S.new
+        self._set(**change.fields.model_dump())
+        if relink:
+            if change.send_invitation:
+                self._start_round()
+            else:
+                self._set(link_version=before.link_version + 1, bounced=False, bounce_reason=None)
+        try:
+            await self._record("edited", change.actor, change.audit_note)
+        except ActivityError as err:
+            self._view = before
+            raise (err.cause if isinstance(err.cause, ApplicationError) else err) from None
+        if relink:
+            await self._close_links(f"edited-{self._events}")
+            self._drop_stale_mail()
+            await self._email(
+                EmailKind.contact_changed,
+                [before.corporate_contact_email],
+                f"contact-changed-{self._events}",
+                view=before,
+            )
+            if change.send_invitation:
+                self._queue_invitation()
+            else:
+                await self._record("link rotated", SYSTEM, "not sent: the CSM will resend when ready")
+        self._epoch += 1
+        return self._view
 
     @edit.validator
     def _validate_edit(self, change: EditEnrollment) -> None:
@@ -324,6 +432,13 @@ class EnrollmentWorkflow:
         if not (action.reason or "").strip():
             raise ApplicationError("A rejection needs a reason.", type="TransitionRefused", non_retryable=True)
 
+    @workflow.update(name="mail_event")
+    async def mail_event(self, problem: MailProblem) -> EnrollmentView:
+        """A provider's late report on one of this enrollment's emails (`POST /api/mail-events`)."""
+        async with self._lock:
+            await self._mail_problem(problem)
+            return self._view
+
     # --- the wait for the form -----------------------------------------------------------------------
 
     async def _wait_for_form(self) -> None:
@@ -345,8 +460,10 @@ class EnrollmentWorkflow:
                     [self._view.corporate_contact_email],
                     f"remind-{self._view.link_version}-{self._view.reminders_sent}",
                     link_version=self._view.link_version,
+                    note=f"reminder {self._view.reminders_sent}",
                 )
-                await self._record("reminded", SYSTEM, f"reminder {self._view.reminders_sent}")
+                if not self._v2:
+                    await self._record("reminded", SYSTEM, f"reminder {self._view.reminders_sent}")
             else:
                 await self._close(S.expired, "expired", SYSTEM, "the form was not completed before the deadline")
                 if self._input.created_by.email:
@@ -356,7 +473,8 @@ class EnrollmentWorkflow:
 
     def _next_deadline(self) -> tuple[datetime, str]:
         expires_at = self._view.expires_at or self._round_started_at
-        if self._invited_version == self._view.link_version:
+        # No reminders to an address that bounced: the CSM fixes it, and the new round reminds again.
+        if self._invited_version == self._view.link_version and not self._view.bounced:
             offsets = self._input.schedule.reminder_offsets
             for offset in offsets[self._view.reminders_sent :]:
                 at = self._round_started_at + timedelta(seconds=offset)
@@ -364,15 +482,138 @@ class EnrollmentWorkflow:
                     return at, "reminder"
         return expires_at, "expire"
 
+    def _revival_left(self) -> timedelta:
+        """How long an Expired enrollment can still be resent (30 days from its deadline)."""
+        if not self._v2 or self._view.expires_at is None:
+            return EXPIRED_REVIVAL_WINDOW
+        return max(self._view.expires_at + EXPIRED_REVIVAL_WINDOW - workflow.now(), timedelta(seconds=1))
+
     async def _changed_within(self, timeout: timedelta | None, label: str | None) -> bool:
         return await changed_within(lambda: self._epoch, timeout, label)
 
+    # --- continue-as-new ---------------------------------------------------------------------------------
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        return info.get_current_history_length() >= self._input.history_limit or info.is_continue_as_new_suggested()
+
+    def _state(self) -> EnrollmentState:
+        return EnrollmentState(
+            view=self._view.model_copy(update={"timeline": self._view.timeline[-20:]}),
+            events=self._events,
+            invited_version=self._invited_version,
+            round_started_at=self._round_started_at,
+            resends=self._resends[-RESENDS_PER_DAY:],
+            opened_versions=sorted(v for v in self._opened_versions if v >= self._view.link_version),
+        )
+
+    # --- the mailer ----------------------------------------------------------------------------------
+
+    async def _mailer(self) -> None:
+        """Send the queued emails one by one, outside the lock; relay trouble retries inside the activity."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbox))
+            mail = self._outbox.pop(0)
+            if self._stale(mail):
+                continue
+            handle = workflow.start_activity(
+                mail.activity,
+                mail.request,
+                activity_id=mail.activity_id,
+                start_to_close_timeout=EMAIL_TIMEOUT,
+                retry_policy=RETRY,
+                result_type=EmailResult,
+            )
+            self._sending = (mail, handle)
+            try:
+                result = await handle
+            except ActivityError as err:
+                problem = mail_problem_of(mail, err)
+                if problem is not None:
+                    async with self._lock:
+                        await self._mail_problem(problem)
+            except asyncio.CancelledError:
+                if not self._cancelling:
+                    raise
+            else:
+                await self._mail_sent(mail, result)
+            finally:
+                self._sending = None
+                self._cancelling = False
+
+    async def _mail_sent(self, mail: Mail, result: EmailResult) -> None:
+        if result.dropped:
+            return
+        async with self._lock:
+            request = mail.request
+            current = request.link_version == self._view.link_version and self._view.status == S.new
+            if request.kind == EmailKind.invitation and current:
+                self._invited_version = self._view.link_version
+                self._set(invitation_sent_at=result.sent_at)
+                await self._record("invited", SYSTEM, None)
+            elif request.kind == EmailKind.reminder and current:
+                await self._record("reminded", SYSTEM, mail.note)
+            for refusal in result.refused:
+                address, _, reply = refusal.partition(": ")
+                await self._mail_problem(MailProblem(kind=request.kind, recipient=address, reason=reply))
+
+    async def _mail_problem(self, problem: MailProblem) -> None:
+        """Record an email that failed for good; a bounce of the contact's invitation or reminder marks the
+        enrollment Bounced (once per address) and tells the CSM."""
+        about_contact = (
+            problem.kind in LINK_EMAILS and problem.recipient.lower() == self._view.corporate_contact_email.lower()
+        )
+        if problem.event == "complained":
+            await self._record("complained", SYSTEM, f"{problem.kind.value}: {problem.reason}")
+        elif problem.bounced and about_contact and self._view.status == S.new:
+            if self._view.bounced:
+                return
+            self._set(bounced=True, bounce_reason=problem.reason)
+            await self._record("invitation_bounced", SYSTEM, problem.reason)
+            if self._input.created_by.email:
+                await self._email(EmailKind.bounced_csm, [self._input.created_by.email], f"bounced-{self._events}")
+        else:
+            await self._record("email_failed", SYSTEM, f"{problem.kind.value}: {problem.reason}")
+
+    def _stale(self, mail: Mail) -> bool:
+        """An invitation or reminder whose link is no longer the live one is never sent."""
+        request = mail.request
+        return request.kind in LINK_EMAILS and (
+            request.link_version != self._view.link_version or self._view.status != S.new
+        )
+
+    def _drop_stale_mail(self) -> None:
+        self._outbox = [mail for mail in self._outbox if not self._stale(mail)]
+        if self._sending is not None and self._stale(self._sending[0]):
+            self._cancelling = True
+            self._sending[1].cancel()
+
+    def _mail_idle(self) -> bool:
+        return not self._outbox and self._sending is None
+
     # --- steps ---------------------------------------------------------------------------------------
+
+    def _start_round(self) -> None:
+        """A new link version, a fresh deadline and reminder round; the Bounced marker goes with the old one."""
+        now = workflow.now()
+        self._round_started_at = now
+        self._set(
+            link_version=self._view.link_version + 1,
+            reminders_sent=0,
+            expires_at=now + timedelta(seconds=self._input.schedule.ttl),
+            bounced=False,
+            bounce_reason=None,
+        )
+
+    def _queue_invitation(self) -> None:
+        version = self._view.link_version
+        request = self._email_request(EmailKind.invitation, [self._view.corporate_contact_email], link_version=version)
+        self._outbox.append(Mail(request, "send_invitation", f"invite-{version}"))
 
     async def _invite(
         self, *, rotate: bool, actor: Actor = SYSTEM, event: str = "invited", note: str | None = None
     ) -> None:
-        """A new link version, a fresh deadline and reminder round, and the invitation email."""
+        """Runs started before best-effort mail: a new round, and the invitation sent before going on."""
         now = workflow.now()
         version = self._view.link_version + 1 if rotate else self._view.link_version
         self._round_started_at = now
@@ -394,12 +635,21 @@ class EnrollmentWorkflow:
 
     async def _close(self, status: EnrollmentStatus, event: str, actor: Actor, note: str | None) -> None:
         self._set(status=status)
+        if not self._v2:
+            await self._close_links(f"{event}-{self._events}")
+            await self._record(event, actor, note)
+            return
+        # The status reaches the store before the links die, so an invitation being sent cannot open one again.
+        await self._record(event, actor, note)
+        await self._close_links(f"{event}-{self._events}")
+        self._drop_stale_mail()
+
+    async def _close_links(self, label: str) -> None:
         await self._activity(
             "close_form_links",
             LinkRequest(enrollment_id=self._view.id, link_version=self._view.link_version),
-            f"close-links-{event}-{self._events}",
+            f"close-links-{label}",
         )
-        await self._record(event, actor, note)
 
     async def _email(
         self,
@@ -410,8 +660,13 @@ class EnrollmentWorkflow:
         view: EnrollmentView | None = None,
         link_version: int | None = None,
         reason: str | None = None,
+        note: str | None = None,
     ) -> None:
+        """Queue the email for the mailer (older runs: send it now, and wait)."""
         request = self._email_request(kind, to, view=view, link_version=link_version, reason=reason)
+        if self._v2:
+            self._outbox.append(Mail(request, "send_email", f"email-{activity_id}", note))
+            return
         await self._activity("send_email", request, f"email-{activity_id}", timeout=EMAIL_TIMEOUT)
 
     def _email_request(
@@ -424,7 +679,14 @@ class EnrollmentWorkflow:
         reason: str | None = None,
     ) -> EmailRequest:
         enrollment = (view or self._view).model_copy(update={"timeline": []})
-        return EmailRequest(kind=kind, enrollment=enrollment, to=to, link_version=link_version, reason=reason)
+        return EmailRequest(
+            kind=kind,
+            enrollment=enrollment,
+            to=to,
+            link_version=link_version,
+            reason=reason,
+            current_link_only=self._v2 and kind in LINK_EMAILS,
+        )
 
     async def _record(
         self, event: str, actor: Actor, note: str | None, *, activity: str = "record", release_claim: bool = False
@@ -476,7 +738,9 @@ class EnrollmentWorkflow:
         else:
             updates.append(FORM_DUE_AT.value_unset())
         workflow.upsert_search_attributes(updates)
-        details = f"**{view.status.value}** · reminders sent: {view.reminders_sent}"
+        details = (
+            f"**{view.status.value}**{' · Bounced' if view.bounced else ''} · reminders sent: {view.reminders_sent}"
+        )
         if view.status == S.new and view.expires_at is not None:
             at, kind = self._next_deadline()
             if kind == "reminder":

@@ -45,6 +45,9 @@ class EnrollmentItem(BaseModel):
     reminders_sent: int
     invitation_sent_at: datetime | None
     account_id: str | None
+    bounced: bool = False
+    """The Bounced marker beside the status: the contact's address was refused for good."""
+    bounce_reason: str | None = None
 
     @classmethod
     def of(cls, view: EnrollmentView) -> EnrollmentItem:

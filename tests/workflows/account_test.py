@@ -173,6 +173,30 @@ async def test_suspend_reactivate_and_delete_only_from_suspended(run: Run) -> No
     assert run.fakes.events()[-4:] == ["suspended", "reactivated", "suspended", "deleted"]
 
 
+async def test_a_suspended_account_stays_suspended_past_its_end_date(run: Run) -> None:
+    """Suspension is kept apart from expiry: neither the end date nor a later date change lifts it."""
+    handle = await run.start(end_in_days=10)
+    change = AccountChange(actor=REVIEWER, audit_note="non-payment")
+    await update(handle, "suspend", change)
+    await run.env.sleep(timedelta(days=11))
+    assert (await status(handle)).status == AccountStatus.suspended
+    assert "service ended" in run.fakes.events()
+    today = (await run.now()).date()
+    view = await update(
+        handle, "edit", EditAccount(actor=CSM, audit_note="renewed", service_end_date=today + timedelta(days=90))
+    )
+    assert view.status == AccountStatus.suspended, "a csm's date change does not reactivate it"
+    assert (await update(handle, "reactivate", change)).status == AccountStatus.active
+
+
+async def test_a_suspended_account_reactivated_after_its_end_date_is_expired(run: Run) -> None:
+    handle = await run.start(end_in_days=5)
+    change = AccountChange(actor=REVIEWER, audit_note="non-payment")
+    await update(handle, "suspend", change)
+    await run.env.sleep(timedelta(days=6))
+    assert (await update(handle, "reactivate", change)).status == AccountStatus.expired
+
+
 async def test_users_purchased_is_cumulative_and_never_below_zero(run: Run) -> None:
     handle = await run.start(end_in_days=365, users_purchased=1000)
     view = await update(handle, "add_users_purchased", AddUsersPurchased(actor=CSM, audit_note="March order", add=100))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -82,6 +83,14 @@ class Fakes:
     records: list[RecordEnrollment] = field(default_factory=list)
     closed_links: list[int] = field(default_factory=list)
     invalid: str | None = None
+    refuse: dict[EmailKind, str] = field(default_factory=dict)
+    """Kinds of email the fake relay refuses for good at RCPT, with its reply."""
+    defer: set[EmailKind] = field(default_factory=set)
+    """Kinds of email the fake relay keeps deferring (4xx): the activity retries."""
+    hold: str | None = None
+    """A timeline event whose store write waits until `release` is set."""
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> list[Any]:
         @activity.defn(name="validate")
@@ -95,10 +104,20 @@ class Fakes:
 
         @activity.defn(name="record")
         async def record(record: RecordEnrollment) -> None:
+            if record.event.event == self.hold:
+                self.holding.set()
+                await self.release.wait()
             self.records.append(record)
 
         async def send(request: EmailRequest) -> EmailResult:
             now = activity.info().current_attempt_scheduled_time  # the test server's skipped clock
+            if request.kind in self.refuse:
+                reply = self.refuse[request.kind]
+                raise ApplicationError(
+                    f"refused: {reply}", int(reply[:3]), reply, type="SmtpRecipientRefused", non_retryable=True
+                )
+            if request.kind in self.defer:
+                raise ApplicationError("451 4.3.0 Try again later", type="SmtpDeferred")
             self.emails.append(Sent(request.kind, request.to, request.link_version, now))
             return EmailResult(sent_at=now, message_id="<fake@test>")
 
@@ -119,6 +138,14 @@ class Fakes:
     def kinds(self) -> list[EmailKind]:
         return [e.kind for e in self.emails]
 
+    async def sent(self, count: int) -> list[Sent]:
+        """The emails once `count` have gone (the mailer sends them after the update that queued them)."""
+        for _ in range(400):
+            if len(self.emails) >= count:
+                return self.emails
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"{count} emails were expected, {len(self.emails)} went: {self.kinds()}")
+
     def events(self) -> list[str]:
         return [r.event.event for r in self.records]
 
@@ -129,12 +156,20 @@ class Run:
     fakes: Fakes
     task_queue: str
 
-    async def start(self, schedule: Schedule | None = None) -> WorkflowHandle[EnrollmentWorkflow, EnrollmentView]:
+    async def start(
+        self, schedule: Schedule | None = None, history_limit: int = 2000
+    ) -> WorkflowHandle[EnrollmentWorkflow, EnrollmentView]:
         schedule = schedule or Schedule(reminder_offsets=[3 * DAY, 7 * DAY], ttl=14 * DAY)
         enrollment_id = uuid.uuid4().hex[:16]
         handle = await self.env.client.start_workflow(
             EnrollmentWorkflow.run,
-            EnrollmentInput(enrollment_id=enrollment_id, fields=FIELDS, created_by=CSM, schedule=schedule),
+            EnrollmentInput(
+                enrollment_id=enrollment_id,
+                fields=FIELDS,
+                created_by=CSM,
+                schedule=schedule,
+                history_limit=history_limit,
+            ),
             id=f"enrollment-{enrollment_id}",
             task_queue=self.task_queue,
         )
@@ -251,11 +286,12 @@ async def test_changing_the_contact_rotates_the_link_and_tells_both(run: Run) ->
     view = await update(handle, "edit", EditEnrollment(actor=CSM, fields=changed, audit_note="Pat left"))
     assert view.link_version == 2
     assert view.corporate_contact_email == "robin@acme.example"
-    assert [(e.kind, e.to) for e in run.fakes.emails[1:]] == [
+    assert run.fakes.closed_links == [2], "the old link dies with the edit, before anything is mailed"
+    assert [(e.kind, e.to) for e in (await run.fakes.sent(3))[1:]] == [
         (EmailKind.contact_changed, ["pat@acme.example"]),
         (EmailKind.invitation, ["robin@acme.example"]),
     ]
-    assert view.timeline[-2].note == "Pat left"
+    assert view.timeline[-1].note == "Pat left"
 
 
 async def test_cancel_ends_the_enrollment_and_kills_the_link(run: Run) -> None:
