@@ -41,6 +41,8 @@ class Role(StrEnum):
     reviewer = "reviewer"
     reseller = "reseller"
     customer = "customer"
+    mail_events = "mail-events"
+    """A service user for the mail provider's webhook: it may only report on sent emails (POST /api/mail-events)."""
 
 
 class Frozen(BaseModel):

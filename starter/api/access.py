@@ -25,6 +25,7 @@ class Permission(StrEnum):
     accounts_usage = "accounts.usage"
     users_manage = "users.manage"
     audit_export = "audit.export"
+    mail_events = "mail.events"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ PERMISSIONS: Mapping[Permission, Grant] = {
     Permission.accounts_usage: Grant(_ADMINS, "report usage"),
     Permission.users_manage: Grant(_ADMINS, "manage users and their API tokens"),
     Permission.audit_export: Grant(_ADMINS, "export the audit trail"),
+    Permission.mail_events: Grant(frozenset({Role.admin, Role.mail_events}), "report on sent emails"),
 }
 
 

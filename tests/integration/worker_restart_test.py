@@ -87,7 +87,7 @@ async def test_a_killed_worker_is_replaced_and_the_contact_gets_one_invitation(
 
         async def attempt_failed() -> bool:
             rows = await outbox.emails_of(url, enrollment_id=enrollment_id)
-            return any(row.key == key and row.state == "failed" for row in rows)
+            return any(row.key == key and row.state == "retrying" for row in rows)
 
         await eventually(attempt_failed, timeout=30)
         first.send_signal(signal.SIGKILL)

@@ -1,4 +1,7 @@
-"""/healthz: 200 once the API reaches Temporal and the store, 503 with what is down otherwise."""
+"""/healthz: 200 once the API reaches Temporal and the store, 503 with what is down otherwise.
+
+`mail` says whether the relay is accepting mail: `ok`, or `failing since <time>: <its last reply>` while
+emails wait and retry (that alone is not a 503: the API itself works, and no email is lost)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from starter.api.deps import SettingsDep, get_client
+from store import outbox
 from store.db import transaction
 
 router = APIRouter(tags=["health"])
@@ -23,6 +27,18 @@ async def _store_ok(url: str) -> bool:
         return False
 
 
+async def mail_status(url: str) -> str:
+    """`ok`, or since when and how the relay has been failing (`unknown` while the store is unreachable)."""
+    try:
+        trouble = await outbox.mail_trouble(url)
+    except Exception:  # noqa: BLE001 - the store's own line says why
+        return "unknown"
+    if trouble is None:
+        return "ok"
+    since, reply = trouble
+    return f"failing since {since.isoformat(timespec='seconds')}: {reply}"
+
+
 async def _temporal_ok(request: Request) -> bool:
     try:
         client = await get_client(request)
@@ -33,12 +49,14 @@ async def _temporal_ok(request: Request) -> bool:
 
 @router.get("/healthz")
 async def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
-    store_ok, temporal_ok = await asyncio.gather(_store_ok(settings.effective_database_url), _temporal_ok(request))
+    url = settings.effective_database_url
+    store_ok, temporal_ok, mail = await asyncio.gather(_store_ok(url), _temporal_ok(request), mail_status(url))
     ok = store_ok and temporal_ok
     body = {
         "status": "ok" if ok else "unavailable",
         "temporal": "ok" if temporal_ok else "unreachable",
         "store": "ok" if store_ok else "unreachable",
         "task_queue": settings.task_queue,
+        "mail": mail,
     }
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -1,0 +1,134 @@
+"""The email activities against a real SMTP server and the real store, on SQLite and PostgreSQL: links that
+survive a rotated secret, invitations whose link died first, and the relay's health as /healthz reports it."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.email import form_token
+from activities.enrollment import EnrollmentActivities
+from domain.models import (
+    EmailKind,
+    EmailRequest,
+    EnrollmentStatus,
+    EnrollmentView,
+    MemberType,
+    RecordEnrollment,
+    TimelineEvent,
+)
+from starter.mailsink import MailSink, list_messages
+from store import links, outbox
+from store.enrollments import record_enrollment
+from tests.support import make_settings
+
+
+def view(**changes: object) -> EnrollmentView:
+    now = datetime.now(UTC)
+    base = EnrollmentView(
+        id="e1",
+        status=EnrollmentStatus.new,
+        service_end_date=date(2030, 1, 1),
+        member_type=MemberType.customer,
+        display_users_purchased=False,
+        users_purchased=None,
+        organization_name="Acme Widgets Ltd",
+        corporate_contact_email="pat@acme.example",
+        reseller_account_id=None,
+        created_at=now,
+        expires_at=now + timedelta(days=14),
+        link_version=1,
+    )
+    return base.model_copy(update=changes)
+
+
+async def persist(url: str, enrollment: EnrollmentView, n: int) -> None:
+    event = TimelineEvent(at=datetime.now(UTC), event="created", actor="csm")
+    await record_enrollment(url, RecordEnrollment(view=enrollment, event_key=f"e1/event-{n}", event=event))
+
+
+def activities(tmp_path: Path, url: str, port: int, secret: str = "first-secret-key-for-tests") -> EnrollmentActivities:
+    settings = make_settings(
+        tmp_path, database_url=url, temporal_address="unused:7233", smtp_port=port, task_queue="unused"
+    )
+    return EnrollmentActivities(settings.model_copy(update={"secret_key": secret}))
+
+
+def env(activity_id: str) -> ActivityEnvironment:
+    """An activity context of its own, so each email has its own outbox key (workflow id + activity id)."""
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, workflow_id="enrollment-e1", activity_id=activity_id)
+    return environment
+
+
+def request(kind: EmailKind, enrollment: EnrollmentView, version: int) -> EmailRequest:
+    return EmailRequest(
+        kind=kind,
+        enrollment=enrollment,
+        to=[enrollment.corporate_contact_email],
+        link_version=version,
+        current_link_only=True,
+    )
+
+
+async def test_a_reminder_after_the_secret_rotated_carries_a_link_that_works(
+    database_url: str, mail_sink: MailSink, tmp_path: Path
+) -> None:
+    enrollment = view()
+    await persist(database_url, enrollment, 1)
+    before = activities(tmp_path, database_url, mail_sink.port)
+    await env("invite-1").run(before.send_invitation, request(EmailKind.invitation, enrollment, 1))
+    after = activities(tmp_path, database_url, mail_sink.port, secret="second-secret-key-after-rotation")
+    result = await env("email-remind-1-1").run(after.send_email, request(EmailKind.reminder, enrollment, 1))
+    assert not result.dropped
+    old = form_token(before.settings.signing_key, "e1", 1)
+    new = form_token(after.settings.signing_key, "e1", 1)
+    assert old != new
+    assert (await links.resolve(database_url, old))[0] == links.LinkState.live
+    assert (await links.resolve(database_url, new))[0] == links.LinkState.live, "the reminder's link opens the form"
+    texts = [m.text or "" for m in list_messages(mail_sink.mailbox_dir)]
+    assert len(texts) == 2 and any(new in text for text in texts) and any(old in text for text in texts)
+
+
+async def test_an_invitation_whose_link_is_no_longer_current_is_dropped(
+    database_url: str, mail_sink: MailSink, tmp_path: Path
+) -> None:
+    await persist(database_url, view(link_version=2), 1)
+    acts = activities(tmp_path, database_url, mail_sink.port)
+    result = await env("invite-1").run(acts.send_invitation, request(EmailKind.invitation, view(), 1))
+    assert result.dropped
+    assert list_messages(mail_sink.mailbox_dir) == []
+    token = form_token(acts.settings.signing_key, "e1", 1)
+    assert (await links.resolve(database_url, token))[0] == links.LinkState.unknown
+    await persist(database_url, view(link_version=2, status=EnrollmentStatus.cancelled), 2)
+    result = await env("invite-2").run(acts.send_invitation, request(EmailKind.invitation, view(), 2))
+    assert result.dropped, "a cancelled enrollment's invitation never goes"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_relay_trouble_retries_and_shows_until_the_relay_accepts(
+    database_url: str, mail_sink: MailSink, tmp_path: Path
+) -> None:
+    enrollment = view()
+    await persist(database_url, enrollment, 1)
+    down = activities(tmp_path, database_url, free_port())
+    with pytest.raises(ApplicationError) as failed:
+        await env("invite-1").run(down.send_invitation, request(EmailKind.invitation, enrollment, 1))
+    assert not failed.value.non_retryable, "no connection is trouble on our side: it retries"
+    trouble = await outbox.mail_trouble(database_url)
+    assert trouble is not None and "Connect" in trouble[1]
+    up = activities(tmp_path, database_url, mail_sink.port)
+    await env("invite-1").run(up.send_invitation, request(EmailKind.invitation, enrollment, 1))
+    assert await outbox.mail_trouble(database_url) is None
+    assert len(list_messages(mail_sink.mailbox_dir)) == 1
