@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         ValidateEnrollment,
     )
-    from domain.status import EnrollmentAction, enrollment_refusal
+    from domain.status import OPEN_STATUSES, EnrollmentAction, enrollment_refusal
     from workflows.attributes import (
         ENROLLMENT_STATUS,
         FORM_DUE_AT,
@@ -172,7 +172,10 @@ class EnrollmentWorkflow:
                 async with self._lock:
                     await self._invite(rotate=True)
         while True:
-            if self._v2 and self._history_full() and self._mail_idle() and workflow.all_handlers_finished():
+            if self._v2 and self._view.status in OPEN_STATUSES and self._history_full():
+                # A fresh run carries the enrollment on; the emails queued and the handlers running finish
+                # here first, so nothing is lost and no email is sent twice across the runs.
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
                 workflow.continue_as_new(input.model_copy(update={"state": self._state()}))
             status = self._view.status
             if status == S.new:

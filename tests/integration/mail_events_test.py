@@ -29,7 +29,7 @@ async def test_a_late_bounce_marks_the_enrollment_bounced_and_tells_the_csm(stac
 
     async def bounced() -> bool:
         got = (await stack.api.get(f"/api/enrollments/{enrollment_id}", headers=stack.auth)).json()
-        return got["bounced"] and got["status"] == "New"
+        return bool(got["bounced"]) and got["status"] == "New"
 
     await eventually(bounced)
     got = (await stack.api.get(f"/api/enrollments/{enrollment_id}", headers=stack.auth)).json()

@@ -1,4 +1,5 @@
-"""Record the histories that tests/replay/replay_test.py replays: `python -m tests.replay.record_histories`.
+"""Record the histories that tests/replay/replay_test.py replays: `python -m tests.replay.record_histories NAME…`
+(no name: list them). Record only new scenarios; the recorded ones stand for runs already out there.
 
 Each scenario runs the real workflow code on the time-skipping test server (activities faked, as in the
 workflow tests) and saves the full event history. Re-record only when a change is meant to be incompatible
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -27,8 +29,10 @@ from domain.models import (
     CsmAction,
     EditAccount,
     EditEnrollment,
+    EmailKind,
     EnrollmentInput,
     LinkRequest,
+    MailProblem,
     ReviewAction,
     Schedule,
     SubmitForm,
@@ -94,11 +98,54 @@ async def account_lifecycle(env: WorkflowEnvironment, handle: WorkflowHandle[Any
     await handle.result()
 
 
+async def bounced_fixed_approved(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """Best-effort mail: a reminder, a late bounce of the contact's address, the CSM's fix, then approval."""
+    await env.sleep(timedelta(days=4))
+    bounce = MailProblem(kind=EmailKind.invitation, recipient="pat@acme.example", reason="550 5.1.1 User unknown")
+    await handle.execute_update("mail_event", bounce)
+    fixed = FIELDS.model_copy(update={"corporate_contact_email": "robin@acme.example"})
+    await handle.execute_update("edit", EditEnrollment(actor=CSM, fields=fixed, audit_note="typo"))
+    await env.sleep(timedelta(hours=1))
+    await handle.execute_update("submit_form", SubmitForm(link_version=2, form=FORM))
+    await handle.execute_update("start_review", ReviewAction(actor=REVIEWER, audit_note="checking"))
+    await handle.execute_update("approve", ReviewAction(actor=REVIEWER, audit_note="fine"))
+    await handle.result()
+
+
+async def continued_as_new(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """Enough edits to pass the history limit: the first run ends by continuing as new (its history is kept)."""
+    await env.sleep(timedelta(hours=1))
+    for n in range(12):
+        changed = FIELDS.model_copy(update={"users_purchased": 1000 + n})
+        await handle.execute_update("edit", EditEnrollment(actor=CSM, fields=changed, audit_note=f"order {n}"))
+    await handle.execute_update("cancel", CsmAction(actor=CSM, audit_note="duplicate"))
+    await env.client.get_workflow_handle(handle.id).result()  # the last run's
+
+
+async def account_suspended_past_end(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    now = await env.get_current_time()
+    await handle.execute_update("suspend", AccountChange(actor=REVIEWER, audit_note="unpaid"))
+    await env.sleep(timedelta(days=61))
+    await handle.execute_update(
+        "edit", EditAccount(actor=CSM, audit_note="renewed", service_end_date=(now + timedelta(days=400)).date())
+    )
+    await handle.execute_update("reactivate", AccountChange(actor=REVIEWER, audit_note="paid"))
+    await handle.execute_update("suspend", AccountChange(actor=REVIEWER, audit_note="closing"))
+    await handle.execute_update("delete", AccountChange(actor=REVIEWER, audit_note="closed"))
+    await handle.result()
+
+
 ENROLLMENT_SCENARIOS: dict[str, Scenario] = {
     "enrollment-expired-then-revived": expired_then_revived,
     "enrollment-edited-resent-cancelled": edited_resent_cancelled,
     "enrollment-submitted-approved": submitted_and_approved,
     "enrollment-submitted-rejected": submitted_and_rejected,
+    "enrollment-mail-bounced-fixed-approved": bounced_fixed_approved,
+    "enrollment-mail-continued-as-new": continued_as_new,
+}
+ACCOUNT_SCENARIOS: dict[str, Scenario] = {
+    "account-lifecycle": account_lifecycle,
+    "account-mail-suspended-past-end": account_suspended_past_end,
 }
 
 
@@ -130,18 +177,23 @@ async def record(
         ):
             handle = await start(env, task_queue)
             await scenario(env, handle)
-            history = await handle.fetch_history()
+            first = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+            history = await first.fetch_history()
         (HERE / f"{name}.json").write_text(history.to_json())
         print(f"recorded {name}: {len(history.events)} events")
     finally:
         await env.shutdown()
 
 
-def enrollment_starter(env: WorkflowEnvironment, task_queue: str) -> Awaitable[WorkflowHandle[Any, Any]]:
+def enrollment_starter(
+    env: WorkflowEnvironment, task_queue: str, history_limit: int = 2000
+) -> Awaitable[WorkflowHandle[Any, Any]]:
     enrollment_id = uuid.uuid4().hex[:16]
     return env.client.start_workflow(
         EnrollmentWorkflow.run,
-        EnrollmentInput(enrollment_id=enrollment_id, fields=FIELDS, created_by=CSM, schedule=SCHEDULE),
+        EnrollmentInput(
+            enrollment_id=enrollment_id, fields=FIELDS, created_by=CSM, schedule=SCHEDULE, history_limit=history_limit
+        ),
         id=f"enrollment-{enrollment_id}",
         task_queue=task_queue,
     )
@@ -166,12 +218,18 @@ async def account_starter(env: WorkflowEnvironment, task_queue: str) -> Workflow
     )
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
     HERE.mkdir(parents=True, exist_ok=True)
-    for name, scenario in ENROLLMENT_SCENARIOS.items():
-        await record(name, enrollment_starter, scenario)
-    await record("account-lifecycle", account_starter, account_lifecycle)
+    if not names:
+        print("scenarios:", *ENROLLMENT_SCENARIOS, *ACCOUNT_SCENARIOS)
+    for name in names:
+        if name == "enrollment-mail-continued-as-new":
+            await record(name, lambda env, queue: enrollment_starter(env, queue, 60), continued_as_new)
+        elif name in ENROLLMENT_SCENARIOS:
+            await record(name, enrollment_starter, ENROLLMENT_SCENARIOS[name])
+        else:
+            await record(name, account_starter, ACCOUNT_SCENARIOS[name])
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
