@@ -70,9 +70,10 @@ def api() -> None:
 def _with_service(job: Callable[[Any], Awaitable[T]]) -> T:
     async def make(settings: Settings) -> T:
         from starter.service import EnrollmentService
-        from starter.temporal import connect
+        from starter.temporal import connect_for_requests
 
-        return await job(EnrollmentService(settings, await connect(settings)))
+        # Connected on first use: `list` and `show` read the store alone, and work while Temporal is down.
+        return await job(EnrollmentService(settings, await connect_for_requests(settings)))
 
     return _run(make)
 

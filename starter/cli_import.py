@@ -78,13 +78,13 @@ def import_enrollments(
 
     async def job(settings: Settings) -> tuple[dict[int, str], dict[int, str]]:
         from starter.service import EnrollmentService, ServiceError
-        from starter.temporal import connect
+        from starter.temporal import connect_for_requests
 
         user = await user_store.user_by_email(settings.effective_database_url, as_)
         if user is None or user.disabled or user.role not in (Role.admin, Role.csm, Role.sales):
             raise fail(f"--as {as_}: not an enabled admin, csm or sales user", 2)
         actor = Actor(user_id=user.id, email=user.email, kind=user.role)
-        service = EnrollmentService(settings, await connect(settings))
+        service = EnrollmentService(settings, await connect_for_requests(settings))
         outcomes: dict[int, str] = {}
         failures: dict[int, str] = {}
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -118,9 +118,9 @@ def import_usage(file: Path) -> None:
     async def job(settings: Settings) -> tuple[dict[int, str], dict[int, str]]:
         from starter.account_service import AccountService
         from starter.service import ServiceError
-        from starter.temporal import connect
+        from starter.temporal import connect_for_requests
 
-        service = AccountService(settings, await connect(settings))
+        service = AccountService(settings, await connect_for_requests(settings))
         outcomes: dict[int, str] = {}
         failures: dict[int, str] = {}
         with progress() as bar:

@@ -5,15 +5,17 @@ Writes go through the workflow (which writes the store through activities); read
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
 )
@@ -45,6 +47,7 @@ from domain.rules import ACCOUNT_FIELDS, check_account_fields, check_contact_for
 from domain.settings import Settings
 from domain.status import EnrollmentAction, enrollment_refusal
 from domain.temporal_names import enrollment_workflow_id
+from starter.temporal import COURTESY_TIMEOUT, RPC_TIMEOUT
 from store import accounts as accounts_store
 from store import enrollments as store
 from store import links
@@ -56,6 +59,11 @@ UNKNOWN_LINK = "This enrollment link is not valid. Check that the whole link fro
 DEAD_LINK = (
     "This enrollment link is no longer valid. It may have been used already, replaced by a newer one, "
     "or expired. Ask your representative to send you a new link."
+)
+UNREACHABLE = "The workflow service is unreachable at the moment; try again shortly."
+NO_ANSWER = (
+    "The workflow service did not answer in time, so the change may or may not have been made; "
+    "check again shortly before you try again."
 )
 
 
@@ -83,6 +91,33 @@ class Conflict(ServiceError):
 
 class NotFound(ServiceError):
     status = 404
+
+
+class Unavailable(ServiceError):
+    """Temporal is out of reach or too slow to answer: try again later, the request itself was fine."""
+
+    status = 503
+
+
+@contextlib.contextmanager
+def unavailable_when_down() -> Iterator[None]:
+    """Around a Temporal call: a server out of reach or too slow to answer becomes Unavailable (503).
+
+    A timed-out update may still be applied, so it is never reported as refused (409) or gone (410)."""
+    try:
+        yield
+    except RPCTimeoutOrCancelledError as err:
+        raise Unavailable(NO_ANSWER) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            raise Unavailable(NO_ANSWER) from err
+        if err.status == RPCStatusCode.UNAVAILABLE:
+            raise Unavailable(UNREACHABLE) from err
+        raise
+    except RuntimeError as err:
+        if str(err).startswith("Failed client connect"):  # the API's client connects on first use
+            raise Unavailable(UNREACHABLE) from err
+        raise
 
 
 def enrollment_id_for(user_id: str, idempotency_key: str | None) -> str:
@@ -118,7 +153,8 @@ async def run_update(client: Client, workflow_id: str, update: str, arg: object,
     """Execute an update; a refusal or a finished run becomes the Conflict the user is shown."""
     handle = client.get_workflow_handle(workflow_id)
     try:
-        result: T = await handle.execute_update(update, arg, result_type=result_type)
+        with unavailable_when_down():
+            result: T = await handle.execute_update(update, arg, result_type=result_type, rpc_timeout=RPC_TIMEOUT)
     except WorkflowUpdateFailedError as err:
         raise refusal_from(err) from err
     except RPCError as err:
@@ -186,9 +222,10 @@ class EnrollmentService:
             static_details=f"Member account enrollment {enrollment_id}, created by {actor.label}.",
         )
         try:
-            view: EnrollmentView = await self.client.execute_update_with_start_workflow(
-                "created", start_workflow_operation=start, result_type=EnrollmentView
-            )
+            with unavailable_when_down():
+                view: EnrollmentView = await self.client.execute_update_with_start_workflow(
+                    "created", start_workflow_operation=start, result_type=EnrollmentView, rpc_timeout=RPC_TIMEOUT
+                )
         except WorkflowUpdateFailedError as err:
             raise refusal_from(err) from err
         except (WorkflowAlreadyStartedError, RPCError) as err:
@@ -247,13 +284,21 @@ class EnrollmentService:
         return await self._update(enrollment_id, EnrollmentAction.reject, "reject", action)
 
     async def open_form(self, token: str) -> tuple[EnrollmentView, int]:
-        """The enrollment a live form link opens, after telling its workflow it was opened."""
+        """The enrollment a live form link opens; its workflow is told on the link's first open only."""
         enrollment_id, version = await self._live_link(token)
         view = await self.get(enrollment_id)
-        handle = self.client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
-        with contextlib.suppress(RPCError):  # the timeline entry is a courtesy; the form opens regardless
-            await handle.signal("opened", LinkRequest(enrollment_id=enrollment_id, link_version=version))
+        if await links.first_open(self.url, token):
+            await self._opened(enrollment_id, version)
         return view, version
+
+    async def _opened(self, enrollment_id: str, version: int) -> None:
+        """The timeline entry is a courtesy: the form opens at once whether or not Temporal hears of it."""
+        handle = self.client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
+        signal = LinkRequest(enrollment_id=enrollment_id, link_version=version)
+        with contextlib.suppress(TimeoutError, Unavailable, RPCError):
+            async with asyncio.timeout(COURTESY_TIMEOUT.total_seconds()):
+                with unavailable_when_down():
+                    await handle.signal("opened", signal, rpc_timeout=COURTESY_TIMEOUT)
 
     async def submit_form(self, token: str, raw: Mapping[str, Any], *, source: str | None = None) -> EnrollmentView:
         """The contact's form: checked, then handed to the workflow, which accepts it only once."""
@@ -263,12 +308,18 @@ class EnrollmentService:
             raise InvalidInput(errors)
         assert form is not None
         handle = self.client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
+        submission = SubmitForm(link_version=version, form=form, source=source)
         try:
-            view: EnrollmentView = await handle.execute_update(
-                "submit_form", SubmitForm(link_version=version, form=form, source=source), result_type=EnrollmentView
-            )
-        except (WorkflowUpdateFailedError, RPCError) as err:
+            with unavailable_when_down():
+                view: EnrollmentView = await handle.execute_update(
+                    "submit_form", submission, result_type=EnrollmentView, rpc_timeout=RPC_TIMEOUT
+                )
+        except WorkflowUpdateFailedError as err:  # refused: the link was used, replaced or has expired
             raise Gone(DEAD_LINK) from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:  # the run has finished
+                raise Gone(DEAD_LINK) from err
+            raise
         return view
 
     async def _live_link(self, token: str) -> tuple[str, int]:

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from domain.settings import Settings
 from starter.api.pages import static_files
@@ -17,11 +18,32 @@ from starter.api.routes import (
     dev_mailbox,
     enrollments,
     health,
+    mail_events,
     portal,
     portal_admin,
 )
 from starter.api.security import SecurityMiddleware
-from starter.service import InvalidInput, ServiceError
+from starter.service import InvalidInput, ServiceError, Unavailable
+
+
+class CodecCORS:
+    """CORS for the remote codec (/codec/...) alone, which the Temporal UI calls from its own origin with an
+    API token in the Authorization header: no cookies, so no credentials; every other path stays same-origin."""
+
+    def __init__(self, app: ASGIApp, *, ui_origin: str) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=[ui_origin],
+            allow_methods=["POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(f"{codec.router.prefix}/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _field_of(loc: tuple[object, ...]) -> str:
@@ -44,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def _refused(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        headers = {"Retry-After": "30"} if isinstance(exc, Unavailable) else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -57,19 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(contact_form.router)
     app.include_router(portal.router)
     app.include_router(audit.router)
+    app.include_router(mail_events.router)
     app.include_router(portal_admin.router)
     app.mount("/static", static_files, name="static")
     if app.state.settings.dev_mailbox:
         app.include_router(dev_mailbox.router)
     if app.state.settings.payload_key:
         app.include_router(codec.router)
-        # The Temporal UI calls the codec from its own origin, with the signed-in user's credentials.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=[app.state.settings.temporal_ui_url],
-            allow_credentials=True,
-            allow_methods=["POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Namespace"],
-        )
+        app.add_middleware(CodecCORS, ui_origin=app.state.settings.temporal_ui_url)
     app.add_middleware(SecurityMiddleware)
     return app

@@ -15,7 +15,7 @@ from starter.account_service import AccountService
 from starter.api.access import Permission, allows, refusal, roles_with
 from starter.api.security import request_source
 from starter.service import EnrollmentService
-from starter.temporal import connect
+from starter.temporal import connect_for_requests
 from store import users
 from store.tables import User
 
@@ -31,17 +31,13 @@ _client_lock = asyncio.Lock()
 
 
 async def get_client(request: Request) -> Client:
-    """The app's Temporal client, connected on first use (the API starts even while Temporal is down)."""
+    """The app's Temporal client. It connects on its first call, so pages that read only the store (and the
+    contact's form) work while Temporal is down; a call that cannot reach it answers 503 (`Unavailable`)."""
     state = request.app.state
     if getattr(state, "temporal", None) is None:
         async with _client_lock:
             if getattr(state, "temporal", None) is None:
-                try:
-                    state.temporal = await connect(state.settings)
-                except RuntimeError as exc:
-                    raise HTTPException(
-                        status.HTTP_503_SERVICE_UNAVAILABLE, "Temporal is not reachable; try again shortly."
-                    ) from exc
+                state.temporal = await connect_for_requests(state.settings)
     client: Client = state.temporal
     return client
 

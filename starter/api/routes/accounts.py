@@ -25,7 +25,7 @@ from starter.api.deps import (
     SettingsDep,
     actor_of,
 )
-from starter.api.routes.enrollments import json_object
+from starter.api.routes.enrollments import CHANGE_RESPONSES, json_object
 from starter.api.schemas import Detail
 from starter.service import InvalidInput, NotFound
 from store.enrollments import BadCursor
@@ -155,7 +155,7 @@ async def reseller_rollup(
     return await visible_rollup(reader, user, account_id, limit=limit, cursor=cursor)
 
 
-@router.post("/{account_id}/users-purchased", response_model=AccountView, responses={409: {"model": Detail}})
+@router.post("/{account_id}/users-purchased", response_model=AccountView, responses=CHANGE_RESPONSES)
 async def add_users_purchased(
     account_id: str, request: Request, user: AccountEditor, service: AccountServiceDep
 ) -> AccountView:
@@ -164,14 +164,14 @@ async def add_users_purchased(
     return await service.add_users_purchased(account_id, actor_of(user), body.get("add"), body.get("audit_note"))
 
 
-@router.post("/{account_id}/usage", response_model=AccountView, responses={409: {"model": Detail}})
+@router.post("/{account_id}/usage", response_model=AccountView, responses=CHANGE_RESPONSES)
 async def report_usage(account_id: str, request: Request, user: Metering, service: AccountServiceDep) -> AccountView:
     """Existing users as metered (`{"users_existing": n, "reported_at": optional ISO time}`)."""
     body = await json_object(request)
     return await service.report_usage(account_id, body.get("users_existing"), body.get("reported_at"))
 
 
-@router.patch("/{account_id}", response_model=AccountView, responses={409: {"model": Detail}})
+@router.patch("/{account_id}", response_model=AccountView, responses=CHANGE_RESPONSES)
 async def edit_account(
     account_id: str, request: Request, user: AccountEditor, service: AccountServiceDep
 ) -> AccountView:
@@ -180,13 +180,13 @@ async def edit_account(
     return await service.edit(account_id, actor_of(user), body)
 
 
-@router.post("/{account_id}/suspend", response_model=AccountView, responses={409: {"model": Detail}})
+@router.post("/{account_id}/suspend", response_model=AccountView, responses=CHANGE_RESPONSES)
 async def suspend(account_id: str, request: Request, user: AccountManager, service: AccountServiceDep) -> AccountView:
     body = await json_object(request)
     return await service.suspend(account_id, actor_of(user), body.get("audit_note"))
 
 
-@router.post("/{account_id}/reactivate", response_model=AccountView, responses={409: {"model": Detail}})
+@router.post("/{account_id}/reactivate", response_model=AccountView, responses=CHANGE_RESPONSES)
 async def reactivate(
     account_id: str, request: Request, user: AccountManager, service: AccountServiceDep
 ) -> AccountView:
@@ -194,7 +194,7 @@ async def reactivate(
     return await service.reactivate(account_id, actor_of(user), body.get("audit_note"))
 
 
-@router.delete("/{account_id}", response_model=AccountView, responses={409: {"model": Detail}})
+@router.delete("/{account_id}", response_model=AccountView, responses=CHANGE_RESPONSES)
 async def delete_account(
     account_id: str,
     user: AccountManager,

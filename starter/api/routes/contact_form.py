@@ -18,7 +18,7 @@ from starter.api.deps import ServiceDep
 from starter.api.pages import templates
 from starter.api.ratelimit import RateLimit
 from starter.api.security import request_source
-from starter.service import DEAD_LINK, UNKNOWN_LINK, Gone, InvalidInput, NotFound
+from starter.service import DEAD_LINK, UNKNOWN_LINK, Gone, InvalidInput, NotFound, Unavailable
 
 router = APIRouter(prefix="/enroll", include_in_schema=False)
 PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
@@ -26,6 +26,10 @@ TOO_MANY_FROM_ADDRESS = "There were too many requests from your network in a sho
 TOO_MANY_SUBMITS = (
     "This form was sent too many times in the last hour. Wait a while and try again, or ask your representative "
     "for a new link."
+)
+NOT_SENT = (
+    "We could not reach our enrollment service just now, so your form may not have been received. Go back and "
+    "send it again in a few minutes: your link still works."
 )
 
 
@@ -114,6 +118,10 @@ async def submit_form(token: str, request: Request, service: ServiceDep, limits:
         await service.submit_form(token, raw, source=request_source())
     except (NotFound, Gone) as exc:
         return _refusal(request, exc)
+    except Unavailable:
+        response = _message(request, 503, "Please try again in a few minutes", NOT_SENT)
+        response.headers["Retry-After"] = "60"
+        return response
     except InvalidInput as exc:
         view, _ = await service.open_form(token)
         context = {"e": view, "token": token, "values": raw, "errors": {e.field: e.message for e in exc.errors}}

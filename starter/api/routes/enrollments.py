@@ -25,6 +25,11 @@ from starter.service import InvalidInput
 from store.enrollments import BadCursor
 
 router = APIRouter(prefix="/api/enrollments", tags=["enrollments"])
+# What a change through the workflow may answer besides its result: refused, or Temporal out of reach.
+CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {"model": Detail},
+    503: {"model": Detail, "description": "The workflow service is unreachable or did not answer in time."},
+}
 
 
 async def json_object(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
@@ -46,7 +51,7 @@ async def json_object(request: Request, *, empty_ok: bool = False) -> dict[str, 
     status_code=status.HTTP_201_CREATED,
     response_model=EnrollmentOut,
     openapi_extra=create_body_schema(),
-    responses={422: {"model": ErrorList}, 409: {"model": Detail}, 403: {"model": Detail}},
+    responses={422: {"model": ErrorList}, **CHANGE_RESPONSES, 403: {"model": Detail}},
 )
 async def create_enrollment(
     request: Request,
@@ -92,7 +97,7 @@ async def get_enrollment(enrollment_id: str, user: Staff, service: ServiceDep) -
     "/{enrollment_id}",
     response_model=EnrollmentOut,
     openapi_extra=body_schema(EnrollmentPatch),
-    responses={422: {"model": ErrorList}, 409: {"model": Detail}, 404: {"model": Detail}},
+    responses={422: {"model": ErrorList}, **CHANGE_RESPONSES, 404: {"model": Detail}},
 )
 async def edit_enrollment(enrollment_id: str, request: Request, user: Creator, service: ServiceDep) -> EnrollmentOut:
     """Change fields, with a required `audit_note`. A changed contact email rotates the form link and invites
@@ -107,7 +112,7 @@ async def edit_enrollment(enrollment_id: str, request: Request, user: Creator, s
 @router.post(
     "/{enrollment_id}/resend",
     response_model=EnrollmentOut,
-    responses={409: {"model": Detail}},
+    responses=CHANGE_RESPONSES,
     openapi_extra=body_schema(AuditNote, required=False),
 )
 async def resend_invitation(enrollment_id: str, request: Request, user: Creator, service: ServiceDep) -> EnrollmentOut:
@@ -117,7 +122,7 @@ async def resend_invitation(enrollment_id: str, request: Request, user: Creator,
     return EnrollmentOut.of(await service.resend(enrollment_id, actor_of(user), note))
 
 
-@router.delete("/{enrollment_id}", response_model=EnrollmentOut, responses={409: {"model": Detail}})
+@router.delete("/{enrollment_id}", response_model=EnrollmentOut, responses=CHANGE_RESPONSES)
 async def delete_enrollment(
     enrollment_id: str, user: Creator, service: ServiceDep, audit_note: Annotated[str, Query(max_length=1000)]
 ) -> EnrollmentOut:
@@ -128,7 +133,7 @@ async def delete_enrollment(
 @router.post(
     "/{enrollment_id}/review/start",
     response_model=EnrollmentOut,
-    responses={409: {"model": Detail}},
+    responses=CHANGE_RESPONSES,
     openapi_extra=body_schema(AuditNote),
 )
 async def start_review(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
@@ -140,7 +145,7 @@ async def start_review(enrollment_id: str, request: Request, user: Reviewer, ser
 @router.post(
     "/{enrollment_id}/review/approve",
     response_model=EnrollmentOut,
-    responses={409: {"model": Detail}},
+    responses=CHANGE_RESPONSES,
     openapi_extra=body_schema(AuditNote),
 )
 async def approve(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
@@ -152,7 +157,7 @@ async def approve(enrollment_id: str, request: Request, user: Reviewer, service:
 @router.post(
     "/{enrollment_id}/review/reject",
     response_model=EnrollmentOut,
-    responses={409: {"model": Detail}},
+    responses=CHANGE_RESPONSES,
     openapi_extra=body_schema(Rejection),
 )
 async def reject(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:

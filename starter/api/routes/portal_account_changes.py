@@ -29,7 +29,7 @@ from starter.api.routes.portal_common import (
     refusal,
 )
 from starter.api.session import PortalAccountEditor, PortalAccountManager
-from starter.service import Conflict, InvalidInput
+from starter.service import Conflict, InvalidInput, Unavailable
 from store.tables import User
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
@@ -123,8 +123,8 @@ async def apply(
     except InvalidInput as exc:
         errors = sorted(exc.errors, key=lambda e: FORM_ORDER.index(e.field) if e.field in FORM_ORDER else 0)
         return change_page(request, view, change, values, errors={e.field: e.message for e in errors}, status=422)
-    except Conflict as exc:
-        return change_page(request, view, change, values, problem=exc.message, status=409)
+    except (Conflict, Unavailable) as exc:
+        return change_page(request, view, change, values, problem=exc.message, status=exc.status)
     return redirect(done(changed))
 
 

@@ -27,7 +27,7 @@ from starter.api.routes.portal_common import (
 )
 from starter.api.routes.portal_create import ERROR_TARGETS, account_fields_of
 from starter.api.session import PortalCreator
-from starter.service import Conflict, InvalidInput, check_note
+from starter.service import Conflict, InvalidInput, Unavailable, check_note
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 
@@ -150,7 +150,7 @@ async def resend(
     except InvalidInput as exc:
         context["errors"] = errors_by_field(exc.errors)
         return page(request, "portal/resend.html", context, status_code=422)
-    except Conflict as exc:
+    except (Conflict, Unavailable) as exc:
         context["problem"] = exc.message
-        return page(request, "portal/resend.html", context, status_code=409)
+        return page(request, "portal/resend.html", context, status_code=exc.status)
     return redirect(f"/enrollments/{view.id}?done=resent&id={view.id}")

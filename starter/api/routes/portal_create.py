@@ -22,7 +22,7 @@ from starter.api.routes.portal_common import (
     redirect,
 )
 from starter.api.session import PortalCreator
-from starter.service import Conflict, InvalidInput
+from starter.service import Conflict, InvalidInput, Unavailable
 from store import enrollments as enrollment_store
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
@@ -80,6 +80,8 @@ async def create_account(request: Request, user: PortalCreator, service: Service
     except Conflict as exc:
         holder = await enrollment_store.find_claim(settings.effective_database_url, raw.get("organization_name", ""))
         return account_form(request, values, {}, problem=exc.message, holder=holder, status=409)
+    except Unavailable as exc:  # the same idempotency key again: a retry finds an enrollment that did start
+        return account_form(request, values, {}, problem=exc.message, status=exc.status)
     return redirect(f"/enrollments/{view.id}/next-steps")
 
 
