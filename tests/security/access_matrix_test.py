@@ -57,6 +57,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/accounts/{account_id}"): P.accounts_suspend,
     ("GET", "/api/accounts/{account_id}/rollup"): SIGNED_IN,
     ("GET", "/api/audit.csv"): P.audit_export,
+    ("POST", "/api/mail-events"): P.mail_events,
     ("POST", "/codec/encode"): P.enrollments_read,
     ("POST", "/codec/decode"): P.enrollments_read,
     ("GET", "/enroll/thanks"): PUBLIC,

@@ -32,6 +32,7 @@ ROLES = [
     (Role.reviewer.value, "Reviewer", "Reviews submitted forms; suspends and reactivates accounts."),
     (Role.reseller.value, "Reseller", "Sees its own reseller account and its customers' (needs the account)."),
     (Role.customer.value, "Customer", "Sees its own member account (needs the account)."),
+    (Role.mail_events.value, "Mail events", "A service user for the mail provider's webhook: reports bounces only."),
 ]
 DONE = {
     "added": "The user is added. They can sign in with the initial password now.",
