@@ -39,8 +39,8 @@ SORT_LABELS = {
 }
 
 
-PageQuery = Select[str, str, str, str, str, str, datetime, datetime | None]
-"""id, organization name and key, member type, status, contact email, created at, expires at."""
+PageQuery = Select[str, str, str, str, str, str, datetime, datetime | None, bool]
+"""id, organization name and key, member type, status, contact email, created at, expires at, bounced."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class EnrollmentRow:
     corporate_contact_email: str
     created_at: datetime
     expires_at: datetime | None
+    bounced: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def page_query(
         Enrollment.corporate_contact_email,
         Enrollment.created_at,
         Enrollment.expires_at,
+        Enrollment.bounced,
     )
     if status is not None:
         query = query.where(Enrollment.status == status.value)
@@ -174,6 +176,7 @@ async def enrollment_page(
             corporate_contact_email=r.corporate_contact_email,
             created_at=r.created_at,
             expires_at=r.expires_at,
+            bounced=r.bounced,
         )
         for r in found
     ]
