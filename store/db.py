@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,14 +28,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _without_row_values(context: ExceptionContext) -> None:
+    """PostgreSQL echoes the offending values back in an error's DETAIL ("Key (email)=(pat@…) already exists"),
+    which the driver's exception prints: drop it, so the error names the constraint and not the data."""
+    error: BaseException | None = context.original_exception
+    while error is not None:
+        if isinstance(error, asyncpg.PostgresError):
+            error.detail = None
+        error = error.__cause__
+
+
 def engine_for(url: str) -> AsyncEngine:
-    """One engine per database URL per process."""
+    """One engine per database URL per process.
+
+    `hide_parameters`: an error (and so a log line or a 500's traceback) names the statement but never its
+    bound values, which are personal data: names, email addresses, submitted forms; nor, on PostgreSQL, the
+    values the server quotes back.
+    """
     if url not in _engines:
         if url.startswith("sqlite"):
-            engine = create_async_engine(url)
+            engine = create_async_engine(url, hide_parameters=True)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+            event.listen(engine.sync_engine, "handle_error", _without_row_values)
         _engines[url] = engine
     return _engines[url]
 

@@ -6,16 +6,18 @@ transaction, with who made it (`by`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import DateTime, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from domain.models import SYSTEM, Actor, Role
 from store import audit
@@ -36,6 +38,10 @@ class UserError(ValueError):
     pass
 
 
+class _Locked(Exception):
+    """Sign-in is locked for the email or the address: roll back whatever the attempt counted so far."""
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -54,7 +60,7 @@ async def add_user(
         email=email.strip().lower(),
         role=role.value,
         account_id=account_id,
-        password_hash=_hasher.hash(password),
+        password_hash=await asyncio.to_thread(_hasher.hash, password),  # Argon2 takes a while: not on the loop
         disabled=False,
         created_at=now(),
     )
@@ -84,12 +90,14 @@ async def count_users(url: str) -> int:
 
 
 async def check_password(url: str, email: str, password: str) -> User | None:
+    """The enabled user with this email and password, else None. The Argon2 work (tens of milliseconds, by
+    design) runs on a thread, so the API's other requests go on meanwhile."""
     user = await user_by_email(url, email)
     if user is None or user.disabled:
-        _hasher.hash(password)  # the same work either way, so timing does not tell who exists
+        await asyncio.to_thread(_hasher.hash, password)  # the same work either way, so timing does not tell
         return None
     try:
-        _hasher.verify(user.password_hash, password)
+        await asyncio.to_thread(_hasher.verify, user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return None
     return user
@@ -99,23 +107,27 @@ async def sign_in(url: str, email: str, password: str, *, source: str | None) ->
     """The user these credentials are for, or None: for wrong ones, and for any attempt while the email or the
     source address is locked (after FAILURES_PER_EMAIL or FAILURES_PER_ADDRESS failures within FAILURE_WINDOW,
     for LOCKED_FOR). Every None is answered alike, so a refusal tells neither whether the email exists nor
-    whether the password was right."""
+    whether the password was right.
+
+    The check and the count are one transaction: an attempt is counted as a failure before its password is
+    checked (and given back if it was right), so a burst of simultaneous guesses gets no more checked than
+    the limit allows. The password check itself runs outside any transaction, holding no lock."""
     keys = _throttle_keys(email, source)
     at = now()
-    async with transaction(url) as session:
-        locked = await session.scalar(
-            select(func.count())
-            .select_from(SignInThrottle)
-            .where(SignInThrottle.key.in_([key for key, _ in keys]), SignInThrottle.locked_until > at)
-        )
-    if locked:
+    try:
+        async with transaction(url) as session:
+            for key, allowed in keys:
+                if not await _count_attempt(session, key, allowed, at):
+                    raise _Locked
+    except _Locked:
         return None
     user = await check_password(url, email, password)
-    async with transaction(url) as session:
-        if user is not None:
-            await session.execute(delete(SignInThrottle).where(SignInThrottle.key == keys[0][0]))
-        else:
-            await _count_failures(session, keys, at)
+    if user is not None:
+        async with transaction(url) as session:
+            await _forgive(session, keys)
+    else:
+        async with transaction(url) as session:
+            await _forget_stale(session, at)
     return user
 
 
@@ -128,24 +140,65 @@ def _throttle_keys(email: str, source: str | None) -> list[tuple[str, int]]:
     return keys
 
 
-async def _count_failures(session: AsyncSession, keys: list[tuple[str, int]], at: datetime) -> None:
-    stale = and_(
-        SignInThrottle.window_started_at < at - FAILURE_WINDOW,
-        or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until < at),
-    )
-    await session.execute(delete(SignInThrottle).where(stale))
+def _at(moment: datetime) -> BindParameter[datetime]:
+    """A time as a bound value of the throttle's timestamp columns (timezone-aware on both databases)."""
+    return literal(moment, DateTime(timezone=True))
+
+
+async def _count_attempt(session: AsyncSession, key: str, allowed: int, at: datetime) -> bool:
+    """Count one attempt against `key`, unless it is locked: one atomic upsert (the row is locked while it
+    is decided, on PostgreSQL; SQLite writes one at a time). The attempt that reaches `allowed` locks the key
+    for LOCKED_FOR. False when the key is locked (nothing counted)."""
+    throttle = SignInThrottle
+    window_over = throttle.window_started_at < _at(at - FAILURE_WINDOW)
+    failures = case((window_over, 1), else_=throttle.failures + 1)
+    unlocked = or_(throttle.locked_until.is_(None), throttle.locked_until <= _at(at))
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    for key, allowed in keys:
-        # Insert-if-missing, then count under a row lock: concurrent failures are all counted.
-        row = {"key": key, "failures": 0, "window_started_at": at, "locked_until": None}
-        await session.execute(insert(SignInThrottle).values(row).on_conflict_do_nothing(index_elements=["key"]))
-        throttle = await session.get(SignInThrottle, key, with_for_update=True, populate_existing=True)
-        assert throttle is not None
-        if throttle.window_started_at < at - FAILURE_WINDOW:
-            throttle.failures, throttle.window_started_at = 0, at
-        throttle.failures += 1
-        if throttle.failures >= allowed:
-            throttle.failures, throttle.window_started_at, throttle.locked_until = 0, at, at + LOCKED_FOR
+    # A first failure never locks: both limits are above 1.
+    first = {"key": key, "failures": 1, "window_started_at": at, "locked_until": None}
+    counted = await session.scalar(
+        insert(throttle)
+        .values(first)
+        .on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "failures": failures,
+                "window_started_at": case((window_over, _at(at)), else_=throttle.window_started_at),
+                "locked_until": case((failures >= allowed, _at(at + LOCKED_FOR)), else_=None),
+            },
+            where=and_(unlocked, or_(window_over, throttle.failures < allowed)),
+        )
+        .returning(throttle.key)
+    )
+    return counted is not None
+
+
+async def _forgive(session: AsyncSession, keys: list[tuple[str, int]]) -> None:
+    """A right password: the email's failures are forgotten, and the address gets its attempt back (an office
+    behind one address is not locked by its own sign-ins)."""
+    throttle = SignInThrottle
+    (email_key, _), *others = keys
+    await session.execute(delete(throttle).where(throttle.key == email_key))
+    for key, allowed in others:
+        await session.execute(
+            update(throttle)
+            .where(throttle.key == key)
+            .values(
+                failures=case((throttle.failures > 0, throttle.failures - 1), else_=0),
+                locked_until=case((throttle.failures - 1 < allowed, None), else_=throttle.locked_until),
+            )
+        )
+
+
+async def _forget_stale(session: AsyncSession, at: datetime) -> None:
+    """Drop counters whose window and lock are over, so the table stays small. Rows another sign-in holds
+    are skipped (PostgreSQL), so this never waits on one, nor deadlocks with it."""
+    stale = and_(
+        SignInThrottle.window_started_at < _at(at - FAILURE_WINDOW),
+        or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until < _at(at)),
+    )
+    over = select(SignInThrottle.key).where(stale).with_for_update(skip_locked=True)
+    await session.execute(delete(SignInThrottle).where(SignInThrottle.key.in_(over)))
 
 
 async def create_token(url: str, email: str, *, expires_at: datetime | None = None, by: Actor = SYSTEM) -> str:

@@ -136,12 +136,19 @@ async def portal_session(request: Request, settings: SettingsDep) -> Session | N
 SessionDep = Annotated[Session | None, Depends(portal_session)]
 
 
+async def signed_in_user(settings: Settings, session: Session | None) -> User | None:
+    """The user `session` is signed in as, if they still exist and are enabled: a session of a user since
+    disabled or removed is a signed-out one (it is replaced at /signin, not honoured)."""
+    if session is None or session.user_id is None:
+        return None
+    user = await users.user_by_id(settings.effective_database_url, session.user_id)
+    return None if user is None or user.disabled else user
+
+
 async def portal_user(request: Request, settings: SettingsDep, session: SessionDep) -> User:
     """The signed-in user (any role), or a redirect to /signin?next=<this page>."""
-    if session is None or session.user_id is None:
-        raise SignInRequired(request)
-    user = await users.user_by_id(settings.effective_database_url, session.user_id)
-    if user is None or user.disabled:
+    user = await signed_in_user(settings, session)
+    if session is None or user is None:
         raise SignInRequired(request)
     request.state.portal_user = user
     request.state.portal_csrf = session.csrf

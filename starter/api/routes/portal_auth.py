@@ -17,6 +17,7 @@ from starter.api.session import (
     clear_session,
     local_path,
     new_session,
+    signed_in_user,
     write_session,
 )
 from store import users
@@ -37,13 +38,13 @@ async def home() -> Response:
 
 @router.get("/signin", response_class=HTMLResponse)
 async def signin_form(request: Request, settings: SettingsDep, session: SessionDep) -> Response:
-    url = settings.effective_database_url
     target = local_path(request.query_params.get("next"), HOME)
-    user_id = session.user_id if session else None
-    if user_id is not None and await users.user_by_id(url, user_id) is not None:
+    if await signed_in_user(settings, session) is not None:
         return redirect(target)
-    # A visitor keeps the token they have (two tabs of this page both work); a stale user session gets a new one.
-    visitor = session if session is not None and user_id is None else new_session(None)
+    # A visitor keeps the token they have (two tabs of this page both work). The session of a user who is gone
+    # or disabled is signed out here: replaced by a visitor's, so it no longer names them (and no page sends
+    # them back and forth between here and the one they asked for).
+    visitor = session if session is not None and session.user_id is None else new_session(None)
     request.state.portal_csrf = visitor.csrf
     context = {"next": target, "email": "", "problem": None, "message": await done_message(request, settings)}
     response = page(request, "portal/signin.html", context)

@@ -2,7 +2,8 @@
 
 Routes of the portal use `PortalRoute`, which turns a missing sign-in into a redirect and a refusal (wrong
 role, stale form, unknown enrollment, a transition the status machine refuses, Temporal down) into a page in
-the portal's layout instead of the API's JSON.
+the portal's layout instead of the API's JSON. It also sees to it that a status message (`?done=…&id=…`)
+names only a record the viewer may see.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from starlette.datastructures import QueryParams
 
 from domain.models import EnrollmentStatus, EnrollmentView, FieldError, MemberType, Role
 from domain.settings import Settings
 from starter.api.access import Permission, allows
 from starter.api.deps import CREATORS, REVIEWERS, STAFF
 from starter.api.pages import templates
-from starter.api.session import CSRF_FIELD, NothingHereYet, SignInRequired
+from starter.api.routes.accounts import may_see
+from starter.api.session import CSRF_FIELD, NothingHereYet, SignInRequired, read_session, signed_in_user
 from starter.service import NotFound, ServiceError
 from store import accounts as account_store
 from store import enrollments as enrollment_store
@@ -61,7 +65,8 @@ FIELD_LABELS = {
     "reason": "Reason",
 }
 
-# `?done=` names one of these fixed sentences; `{org}` becomes the enrollment's name, read from the store.
+# `?done=` names one of these fixed sentences; `{org}` becomes the enrollment's name, read from the store, when
+# `?id=` names it and the viewer may see it (see `PortalRoute`), else "The enrollment".
 DONE = {
     "created": "{org}: member account created. Its enrollment is New and the invitation is on its way to the "
     "corporate contact.",
@@ -146,7 +151,8 @@ def refusal(request: Request, status_code: int, heading: str, message: str) -> H
 
 
 async def done_message(request: Request, settings: Settings) -> str | None:
-    """The status message that `?done=<name>&id=<enrollment>` asks for; never text taken from the URL."""
+    """The status message that `?done=<name>&id=<enrollment>` asks for; never text taken from the URL. The
+    `id` has reached this page only if the viewer may see that enrollment (`PortalRoute`)."""
     template = DONE.get(request.query_params.get("done", ""))
     if template is None:
         return None
@@ -196,13 +202,39 @@ def form_text(form: Mapping[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def may_see_record(settings: Settings, viewer: User, path: str, record_id: str) -> bool:
+    """Whether `viewer` may see the record a status message on the page at `path` is about: a member account
+    on the account pages (`may_see`, as in the API), else an enrollment (staff only)."""
+    if path == "/accounts" or path.startswith("/accounts/"):
+        account = await account_store.get_account(settings.effective_database_url, record_id[:64])
+        return account is not None and may_see(viewer, account)
+    return allows(viewer.role, Permission.enrollments_read)
+
+
+async def drop_unseen_record(request: Request) -> None:
+    """Take `id` out of a `?done=…&id=…` request unless the viewer may see that record, before the page reads
+    its query: a status message then names no one (anonymous visitors, or a customer user who put another
+    account's id in the address), and every page, present or future, gets this from its route class."""
+    params = QueryParams(request.scope["query_string"])
+    record_id = params.get("id")
+    if "done" not in params or record_id is None:
+        return
+    settings: Settings = request.app.state.settings
+    viewer = await signed_in_user(settings, read_session(request, settings))
+    if viewer is not None and await may_see_record(settings, viewer, request.scope["path"], record_id):
+        return
+    request.scope["query_string"] = urlencode([(k, v) for k, v in params.multi_items() if k != "id"]).encode()
+
+
 class PortalRoute(APIRoute):
-    """Portal routes answer in HTML: sign-in redirects, and refusals as pages in the layout."""
+    """Portal routes answer in HTML: sign-in redirects, and refusals as pages in the layout; and a status
+    message's record is shown only to whoever may see it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            await drop_unseen_record(request)
             try:
                 return await handle(request)
             except SignInRequired as exc:
