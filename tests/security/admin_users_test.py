@@ -13,6 +13,7 @@ from starter.api.routes.audit import cell
 from store import users
 from tests.cli.cli_test import enroll
 from tests.integration.conftest import Stack
+from tests.integration.lifecycle_test import created
 from tests.security.conftest import CUSTOMER_ACCOUNT, PASSWORD, Person, person, portal_session
 
 
@@ -110,9 +111,7 @@ async def test_the_export_is_for_admins_only_and_safe_to_open_in_a_spreadsheet(s
         "plain",
         "",
     ]
-    created = await stack.create(organization_name="=HYPERLINK(1) Ltd")
-    assert created.status_code == 201, created.text
-    enrollment_id = created.json()["id"]
+    enrollment_id = await created(stack, organization_name="=HYPERLINK(1) Ltd")
     note = '=HYPERLINK("http://evil.example","x")'
     edit = {"audit_note": note, "users_purchased": 1200}
     edited = await stack.api.patch(f"/api/enrollments/{enrollment_id}", json=edit, headers=stack.auth)
