@@ -6,7 +6,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from domain.models import Role
-from store import users
+from store import outbox, users
 from tests.browser.stack import CSM, Portal
 from tests.browser.steps import contact_for, create_account, shot, sign_in, unique
 
@@ -38,3 +38,20 @@ def test_a_bounced_invitation_shows_in_the_table_and_on_its_page(portal: Portal,
     expect(page.get_by_role("status")).to_contain_text("The invitation bounced")
     expect(page.get_by_role("status")).to_contain_text("550 5.1.1 User unknown")
     shot(portal, page, "39-bounced-detail")
+
+
+def test_admins_see_since_when_mail_has_been_failing(portal: Portal, page: Page) -> None:
+    url = portal.settings.effective_database_url
+    portal.add_user("ops@provider.example", Role.admin)
+    portal.stack.run(outbox.mail_failing(url, "554 5.7.1 Relay access denied"))
+    try:
+        sign_in(page, "ops@provider.example")
+        banner = page.get_by_role("status").filter(has_text="Mail failing since")
+        expect(banner).to_contain_text("554 5.7.1 Relay access denied")
+        shot(portal, page, "58-mail-failing-banner")
+        page.get_by_role("button", name="Sign out").click()
+        sign_in(page, CSM)
+        expect(page.get_by_role("heading", name="Member Account Enrollments")).to_be_visible()
+        expect(page.get_by_text("Mail failing since")).to_have_count(0)
+    finally:
+        portal.stack.run(outbox.mail_accepted(url))

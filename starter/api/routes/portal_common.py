@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import QueryParams
 
 from domain.models import EnrollmentStatus, EnrollmentView, FieldError, MemberType, Role
@@ -29,6 +30,7 @@ from starter.api.session import CSRF_FIELD, NothingHereYet, SignInRequired, read
 from starter.service import NotFound, ServiceError
 from store import accounts as account_store
 from store import enrollments as enrollment_store
+from store import outbox
 from store.tables import User
 
 E = TypeVar("E", bound=StrEnum)
@@ -140,6 +142,7 @@ def page(
         "values": {},
         "errors": {},
         "message": None,
+        "mail_trouble": getattr(request.state, "mail_trouble", None) if user and user.role == Role.admin else None,
     }
     return templates.TemplateResponse(
         request, template, {**base, **(context or {})}, status_code=status_code, headers=HEADERS
@@ -226,6 +229,18 @@ async def drop_unseen_record(request: Request) -> None:
     request.scope["query_string"] = urlencode([(k, v) for k, v in params.multi_items() if k != "id"]).encode()
 
 
+async def mail_trouble_of(settings: Settings) -> str | None:
+    """For the admins' banner: since when and how the relay has been refusing mail; None while it accepts."""
+    try:
+        trouble = await outbox.mail_trouble(settings.effective_database_url)
+    except (SQLAlchemyError, OSError):
+        return None
+    if trouble is None:
+        return None
+    since, reply = trouble
+    return f"Mail failing since {when(since)}: {reply}"
+
+
 class PortalRoute(APIRoute):
     """Portal routes answer in HTML: sign-in redirects, and refusals as pages in the layout; and a status
     message's record is shown only to whoever may see it."""
@@ -235,6 +250,7 @@ class PortalRoute(APIRoute):
 
         async def route(request: Request) -> Response:
             await drop_unseen_record(request)
+            request.state.mail_trouble = await mail_trouble_of(request.app.state.settings)
             try:
                 return await handle(request)
             except SignInRequired as exc:
