@@ -21,7 +21,7 @@ from domain.models import (
 )
 from domain.rules import check_account_fields
 from domain.settings import Settings
-from store import accounts, links
+from store import accounts, links, outbox
 from store.enrollments import OrganizationTaken, find_claim, record_enrollment
 
 
@@ -136,5 +136,7 @@ class EnrollmentActivities:
 
     @activity.defn(name="close_form_links")
     async def close_form_links(self, request: LinkRequest) -> None:
-        """Kill every form link of the enrollment (submitted, expired, cancelled)."""
+        """Kill every form link of the enrollment (submitted, expired, cancelled, re-linked); an invitation or
+        reminder still retrying is dropped with them (its run cancels it)."""
         await links.kill_links(self.url, request.enrollment_id)
+        await outbox.drop_link_emails(self.url, request.enrollment_id)

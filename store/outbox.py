@@ -62,7 +62,8 @@ async def record_outcome(
         if sent_at is not None:
             row.state, row.sent_at, row.error = "sent", sent_at, None
         else:
-            row.state, row.error = state, error
+            row.state = "dropped" if row.state == "dropped" else state
+            row.error = error
 
 
 async def by_message_id(url: str, message_id: str) -> OutboxEmail | None:
@@ -124,3 +125,17 @@ async def emails_of(url: str, *, enrollment_id: str) -> list[OutboxEmail]:
             select(OutboxEmail).where(OutboxEmail.enrollment_id == enrollment_id).order_by(OutboxEmail.created_at)
         )
         return list(rows)
+
+
+async def drop_link_emails(url: str, enrollment_id: str) -> None:
+    """The enrollment's links died: its invitations and reminders still waiting to go never will."""
+    async with transaction(url) as session:
+        await session.execute(
+            update(OutboxEmail)
+            .where(
+                OutboxEmail.enrollment_id == enrollment_id,
+                OutboxEmail.kind.in_(("invitation", "reminder")),
+                OutboxEmail.state.in_(("sending", "retrying")),
+            )
+            .values(state="dropped")
+        )

@@ -342,12 +342,13 @@ class EnrollmentWorkflow:
         if relink:
             await self._close_links(f"edited-{self._events}")
             self._drop_stale_mail()
-            await self._email(
-                EmailKind.contact_changed,
-                [before.corporate_contact_email],
-                f"contact-changed-{self._events}",
-                view=before,
-            )
+            if not before.bounced:  # an address that bounced has nobody to tell
+                await self._email(
+                    EmailKind.contact_changed,
+                    [before.corporate_contact_email],
+                    f"contact-changed-{self._events}",
+                    view=before,
+                )
             if change.send_invitation:
                 self._queue_invitation()
             else:

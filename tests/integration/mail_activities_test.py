@@ -19,6 +19,7 @@ from domain.models import (
     EmailRequest,
     EnrollmentStatus,
     EnrollmentView,
+    LinkRequest,
     MemberType,
     RecordEnrollment,
     TimelineEvent,
@@ -132,3 +133,18 @@ async def test_relay_trouble_retries_and_shows_until_the_relay_accepts(
     await env("invite-1").run(up.send_invitation, request(EmailKind.invitation, enrollment, 1))
     assert await outbox.mail_trouble(database_url) is None
     assert len(list_messages(mail_sink.mailbox_dir)) == 1
+
+
+async def test_closing_the_links_drops_the_invitation_still_retrying(
+    database_url: str, mail_sink: MailSink, tmp_path: Path
+) -> None:
+    enrollment = view()
+    await persist(database_url, enrollment, 1)
+    down = activities(tmp_path, database_url, free_port())
+    with pytest.raises(ApplicationError):
+        await env("invite-1").run(down.send_invitation, request(EmailKind.invitation, enrollment, 1))
+    await env("close-links-cancelled-2").run(down.close_form_links, LinkRequest(enrollment_id="e1", link_version=1))
+    [email] = await outbox.emails_of(database_url, enrollment_id="e1")
+    assert email.state == "dropped" and email.attempts == 1
+    retried = await env("invite-1").run(down.send_invitation, request(EmailKind.invitation, enrollment, 1))
+    assert retried.dropped, "a retry after the links closed never sends"

@@ -70,8 +70,9 @@ async def test_a_bounced_invitation_marks_the_enrollment_and_tells_the_csm(run: 
     fixed = FIELDS.model_copy(update={"corporate_contact_email": "robin@acme.example"})
     view = await update(handle, "edit", EditEnrollment(actor=CSM, fields=fixed, audit_note="typo"))
     assert not view.bounced and view.link_version == 2
-    sent = await run.fakes.sent(3)
+    sent = await run.fakes.sent(2)
     assert (sent[-1].kind, sent[-1].to, sent[-1].link_version) == (EmailKind.invitation, ["robin@acme.example"], 2)
+    assert EmailKind.contact_changed not in run.fakes.kinds(), "nobody is told at an address that bounced"
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
 
 
