@@ -12,9 +12,9 @@ from temporalio.worker import Worker
 
 from activities.enrollment import EnrollmentActivities
 from domain.settings import Settings
-from starter.temporal import connect
 from store.migrate import upgrade_to_head
 from workflows.account import MemberAccountWorkflow
+from workflows.client import connect
 from workflows.enrollment import EnrollmentWorkflow
 
 # A payload that does not fit its model (say, an activity result) fails the run at once instead of retrying

@@ -18,7 +18,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from starter.mailsink import MailSink
+from starter.dev.mailsink import MailSink
 from store.db import dispose_all
 from store.migrate import upgrade_to_head
 from workflows import attributes

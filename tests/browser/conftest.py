@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
-from starter.mailsink import MailSink
+from starter.dev.mailsink import MailSink
 from store.migrate import upgrade_to_head
 from tests.browser.stack import CSM, CUSTOMER_USER, REVIEWER, Portal, StackThread
 from tests.support import make_settings

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.requests import Request
 
 from domain.settings import Settings
-from starter.api.session import COOKIE, local_path, new_session, read_session, write_session
+from starter.portal.session import COOKIE, local_path, new_session, read_session, write_session
 
 
 def settings_for(tmp_path: Path, public_url: str = "http://127.0.0.1:8000") -> Settings:

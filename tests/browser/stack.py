@@ -16,8 +16,8 @@ import uvicorn
 
 from domain.models import Role
 from domain.settings import Settings
-from starter.api.app import create_app
-from starter.mailsink import StoredMessage, list_messages
+from starter.dev.api import create_dev_app as create_app
+from starter.dev.mailsink import StoredMessage, list_messages
 from store import users
 from store.db import engine_for
 from worker import build_worker

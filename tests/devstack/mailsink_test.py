@@ -9,7 +9,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from starter.mailsink import MailSink, get_message, list_messages, store_message
+from starter.dev.mailsink import MailSink, get_message, list_messages, store_message
 
 
 def _invitation() -> EmailMessage:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from starter.mailsink import MailSink
+from starter.dev.mailsink import MailSink
 
 ROOT = Path(__file__).resolve().parents[2]
 

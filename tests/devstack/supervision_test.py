@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from domain.settings import Settings
-from starter import devstack
+from starter.dev import stack as devstack
 
 FAKE_ROLE = """\
 import http.server, os, pathlib, signal, sys, time
-role = sys.argv[-1]  # invoked as: <fake python> -m starter.cli <role>
+# invoked as: <fake python> -m starter.cli worker, or <fake python> -m starter.dev.api
+role = {"starter.dev.api": "api"}.get(sys.argv[-1], sys.argv[-1])
 pathlib.Path(os.environ["FAKE_PIDS"], role).write_text(str(os.getpid()))
 behaviour = os.environ.get("FAKE_" + role.upper(), "sleep")
 if behaviour == "crash":

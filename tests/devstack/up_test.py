@@ -21,12 +21,12 @@ import httpx
 import pytest
 
 from domain.temporal_names import SEARCH_ATTRIBUTES
-from starter.mailsink import list_messages
+from starter.dev.mailsink import list_messages
 
 REPO = Path(__file__).resolve().parents[2]
 PORTS = {7233: "Temporal", 8233: "Temporal UI", 8000: "API", 1025: "mail sink"}
 RUN_UP = (
-    "from starter.devstack import run_up; from domain.settings import Settings; raise SystemExit(run_up(Settings()))"
+    "from starter.dev.stack import run_up; from domain.settings import Settings; raise SystemExit(run_up(Settings()))"
 )
 # Settings that would point the stack away from its embedded defaults.
 NOT_EMBEDDED = ("TEMPORAL_ADDRESS", "SMTP_HOST", "SMTP_PORT", "API_HOST", "API_PORT", "DATABASE_URL")

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
 from domain.settings import Settings
-from starter.api.app import create_app
+from starter.app import create_app
 from store import users
 from store.db import dispose_all
 from store.migrate import upgrade_to_head

@@ -22,9 +22,9 @@ from temporalio.service import RPCError
 from domain.models import Role
 from domain.settings import Settings
 from domain.temporal_names import SEARCH_ATTRIBUTES
-from starter.api.app import create_app
-from starter.api.session import CSRF_FIELD, new_session, write_session
-from starter.mailsink import MailSink, list_messages
+from starter.app import create_app
+from starter.dev.mailsink import MailSink, list_messages
+from starter.portal.session import CSRF_FIELD, new_session, write_session
 from store import users
 from store.db import dispose_all
 from store.migrate import upgrade_to_head

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from starter.mailsink import MailSink
+from starter.dev.mailsink import MailSink
 from tests.integration.conftest import Stack, eventually, running, stack_settings
 
 

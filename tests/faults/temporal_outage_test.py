@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from starter.api.app import create_app
-from starter.mailsink import MailSink
+from starter.app import create_app
+from starter.dev.mailsink import MailSink
 from tests.faults.temporal_harness import FORM, OutageStack, free_port, outage_stack, until
 from tests.integration.conftest import VALID
 

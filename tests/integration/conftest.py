@@ -17,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.models import EnrollmentView, Role
 from domain.settings import Settings
-from starter.api.app import create_app
-from starter.mailsink import MailSink, StoredMessage, list_messages
+from starter.app import create_app
+from starter.dev.mailsink import MailSink, StoredMessage, list_messages
 from store import users
 from tests.support import make_settings
 from worker import build_worker

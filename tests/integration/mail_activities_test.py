@@ -24,7 +24,7 @@ from domain.models import (
     RecordEnrollment,
     TimelineEvent,
 )
-from starter.mailsink import MailSink, list_messages
+from starter.dev.mailsink import MailSink, list_messages
 from store import links, outbox
 from store.enrollments import record_enrollment
 from tests.support import make_settings

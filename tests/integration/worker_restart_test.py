@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
 from domain.settings import Settings
-from starter.api.app import create_app
-from starter.mailsink import MailSink, list_messages
+from starter.app import create_app
+from starter.dev.mailsink import MailSink, list_messages
 from store import outbox, users
 from tests.integration.conftest import VALID, eventually, stack_settings
 

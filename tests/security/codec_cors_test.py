@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest_asyncio
 
-from starter.api.app import create_app
-from starter.codec import new_key_text
+from starter.app import create_app
 from store.db import dispose_all
 from store.migrate import upgrade_to_head
 from tests.support import make_settings
+from workflows.codec import new_key_text
 
 UI = "http://127.0.0.1:8233"
 ELSEWHERE = "https://evil.example"

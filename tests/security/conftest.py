@@ -15,9 +15,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
 from domain.settings import Settings
-from starter.api.app import create_app
-from starter.api.session import new_session, write_session
-from starter.mailsink import MailSink
+from starter.app import create_app
+from starter.dev.mailsink import MailSink
+from starter.portal.session import new_session, write_session
 from store import users
 from store.db import dispose_all
 from store.migrate import upgrade_to_head

@@ -17,10 +17,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from starter.codec import new_key_text
-from starter.temporal import connect
 from tests.conftest import binary
 from tests.support import make_settings
+from workflows.client import connect
+from workflows.codec import new_key_text
 
 ORGANIZATION = "Zephyr Quantum Holdings"
 MESSAGE = f"{ORGANIZATION} is not allowed to enroll"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from starter.api import ratelimit
-from starter.api.ratelimit import RateLimit
+from starter.portal import ratelimit
+from starter.portal.ratelimit import RateLimit
 from tests.integration.conftest import Stack
 from tests.integration.lifecycle_test import FORM, created
 from tests.security.conftest import client_from

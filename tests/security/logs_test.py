@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from starter.api.logs import RedactTokens, redact
+from starter.logs import RedactTokens, redact
 
 TOKEN = "kWNNd3tWVgFWkwa6JPIZ3ggS3FIYdqzdNFAjCpRBKdQ"
 

@@ -14,13 +14,13 @@ from temporalio.api.common.v1 import Payload
 from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
-from starter.api.app import create_app
-from starter.codec import EncryptionCodec, PayloadKeyError, new_key_text, parse_keys
-from starter.mailsink import MailSink, list_messages
+from starter.app import create_app
+from starter.dev.mailsink import MailSink, list_messages
 from store import users
 from tests.conftest import binary
 from tests.integration.conftest import VALID, eventually, stack_settings
 from worker import build_worker
+from workflows.codec import EncryptionCodec, PayloadKeyError, new_key_text, parse_keys
 
 
 def test_keys_are_parsed_and_named_errors_explain_bad_ones() -> None:

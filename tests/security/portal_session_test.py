@@ -22,7 +22,7 @@ from domain.models import (
     TimelineEvent,
 )
 from domain.settings import Settings
-from starter.api.app import create_app
+from starter.app import create_app
 from store import users
 from store.accounts import record_account
 from store.enrollments import record_enrollment

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from starter.api import ratelimit
-from starter.api.ratelimit import RateLimit
+from starter.portal import ratelimit
+from starter.portal.ratelimit import RateLimit
 
 
 class Clock:

@@ -13,7 +13,7 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
-from starter.mailsink import MailSink
+from starter.dev.mailsink import MailSink
 from store import users
 from store.migrate import upgrade_to_head
 

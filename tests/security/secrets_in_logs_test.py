@@ -14,10 +14,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
-from starter.codec import new_key_text
-from starter.mailsink import MailSink
+from starter.dev.mailsink import MailSink
 from tests.integration.lifecycle_test import FORM, created
 from tests.security.conftest import PASSWORD, person, portal_session, sqlite_stack
+from workflows.codec import new_key_text
 
 # The test's own parts, playing the outside world: its SMTP server receives the emails (links and all, as any
 # mail server does; `enroll up`'s dev sink logs at WARNING), and its HTTP client is the contact's browser.

@@ -10,26 +10,27 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from domain.access import STAFF
 from domain.models import AccountStatus, AccountView, FieldError, MemberType, Role
-from starter.account_service import AccountReader, AccountSummary, Rollup
-from starter.api.deps import (
-    STAFF,
+from starter.api.routes.enrollments import CHANGE_RESPONSES, json_object
+from starter.api.schemas import Detail
+from starter.deps import (
     AccountEditor,
     AccountManager,
+    AccountReaderDep,
     AccountServiceDep,
     CurrentUser,
     Metering,
-    SettingsDep,
     actor_of,
+    visible,
+    visible_rollup,
 )
-from starter.api.routes.enrollments import CHANGE_RESPONSES, json_object
-from starter.api.schemas import Detail
-from starter.service import InvalidInput, NotFound
+from starter.services.accounts import AccountSummary, Rollup
+from starter.services.enrollments import InvalidInput, NotFound
 from store.enrollments import BadCursor
-from store.tables import User
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 
@@ -37,51 +38,6 @@ router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 class AccountPage(BaseModel):
     items: list[AccountView]
     next_cursor: str | None
-
-
-def get_account_reader(settings: SettingsDep) -> AccountReader:
-    return AccountReader(settings)
-
-
-AccountReaderDep = Annotated[AccountReader, Depends(get_account_reader)]
-
-
-def may_see(user: User, account: AccountView) -> bool:
-    """Staff: every account. A customer user: its own. A reseller user: its own and its customers'."""
-    if user.role in STAFF:
-        return True
-    if not user.account_id:
-        return False
-    if user.role == Role.customer:
-        return account.id == user.account_id
-    if user.role == Role.reseller:
-        return user.account_id in (account.id, account.reseller_account_id)
-    return False
-
-
-def may_see_rollup(user: User, account_id: str) -> bool:
-    """Staff: any reseller's roll-up. A reseller user: its own."""
-    if user.role in STAFF:
-        return True
-    return user.role == Role.reseller and bool(user.account_id) and user.account_id == account_id
-
-
-async def visible(reader: AccountReader, user: User, account_id: str) -> AccountView:
-    account = await reader.get(account_id)
-    if not may_see(user, account):
-        raise NotFound(f"No member account has the id {account_id}.")
-    return account
-
-
-async def visible_rollup(
-    reader: AccountReader, user: User, account_id: str, *, limit: int = 50, cursor: str | None = None
-) -> Rollup:
-    if not may_see_rollup(user, account_id):
-        raise NotFound(f"No reseller account has the id {account_id}.")
-    try:
-        return await reader.rollup(account_id, limit=limit, cursor=cursor)
-    except BadCursor as exc:
-        raise InvalidInput([FieldError(field="cursor", message=str(exc))]) from exc
 
 
 @router.get("", response_model=AccountPage)

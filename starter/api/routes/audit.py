@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from starter.api.deps import AuditExporter, SettingsDep
+from starter.deps import AuditExporter, SettingsDep
 from store import audit
 from store.tables import TimelineEntry
 

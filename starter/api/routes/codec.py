@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToDict, ParseDict
 from temporalio.api.common.v1 import Payloads
 
-from starter.api.deps import SettingsDep, Staff
-from starter.codec import EncryptionCodec, PayloadKeyError, parse_keys
+from starter.deps import SettingsDep, Staff
+from workflows.codec import EncryptionCodec, PayloadKeyError, parse_keys
 
 router = APIRouter(prefix="/codec", tags=["ops"])
 

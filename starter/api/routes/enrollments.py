@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from domain.models import EnrollmentStatus, FieldError, MemberType
-from starter.api.deps import Creator, Reviewer, ServiceDep, Staff, actor_of
 from starter.api.schemas import (
     AuditNote,
     Detail,
@@ -21,7 +20,8 @@ from starter.api.schemas import (
     body_schema,
     create_body_schema,
 )
-from starter.service import InvalidInput
+from starter.deps import Creator, Reviewer, ServiceDep, Staff, actor_of
+from starter.services.enrollments import InvalidInput
 from store.enrollments import BadCursor
 
 router = APIRouter(prefix="/api/enrollments", tags=["enrollments"])

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from starter.api.deps import SettingsDep, get_client
+from starter.deps import SettingsDep, get_client
 from store import outbox
 from store.db import transaction
 

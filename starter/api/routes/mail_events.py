@@ -14,10 +14,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.access import Permission
 from domain.models import EmailKind, FieldError, MailProblem
-from starter.api.access import Permission
-from starter.api.deps import ClientDep, SettingsDep, require
-from starter.service import Conflict, InvalidInput, run_update
+from starter.deps import ClientDep, SettingsDep, require
+from starter.services.enrollments import Conflict, InvalidInput, run_update
 from store import outbox
 from store.tables import User
 

@@ -1,0 +1,102 @@
+"""Who may do what: one table of permissions and the roles that hold them, and who may see which account.
+
+Every role decision of the API, the portal and the CLI asks this module, and nothing else. Resource-level
+rules come on top of the table: a reseller or customer user sees only its own member account (and a reseller
+its customers'), in `may_see` and `may_see_rollup`.
+docs/access.md is the matrix of every endpoint and page against every role;
+tests/security/access_matrix_test.py walks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from domain.models import AccountView, Role
+
+
+class Permission(StrEnum):
+    enrollments_read = "enrollments.read"
+    enrollments_create = "enrollments.create"
+    enrollments_review = "enrollments.review"
+    accounts_change = "accounts.change"
+    accounts_suspend = "accounts.suspend"
+    accounts_usage = "accounts.usage"
+    users_manage = "users.manage"
+    audit_export = "audit.export"
+    mail_events = "mail.events"
+
+
+@dataclass(frozen=True)
+class Grant:
+    roles: frozenset[Role]
+    what: str
+    """What the permission lets one do, as the refusal says it: "Your role (sales) may not <what>"."""
+
+
+_STAFF = frozenset({Role.admin, Role.csm, Role.sales, Role.reviewer})
+_CREATORS = frozenset({Role.admin, Role.csm, Role.sales})
+_REVIEWERS = frozenset({Role.admin, Role.reviewer})
+_ADMINS = frozenset({Role.admin})
+
+PERMISSIONS: Mapping[Permission, Grant] = {
+    Permission.enrollments_read: Grant(_STAFF, "see enrollments"),
+    Permission.enrollments_create: Grant(_CREATORS, "create or change member account enrollments"),
+    Permission.enrollments_review: Grant(_REVIEWERS, "review enrollments"),
+    Permission.accounts_change: Grant(_CREATORS, "change member accounts"),
+    Permission.accounts_suspend: Grant(_REVIEWERS, "suspend, reactivate or delete member accounts"),
+    Permission.accounts_usage: Grant(_ADMINS, "report usage"),
+    Permission.users_manage: Grant(_ADMINS, "manage users and their API tokens"),
+    Permission.audit_export: Grant(_ADMINS, "export the audit trail"),
+    Permission.mail_events: Grant(frozenset({Role.admin, Role.mail_events}), "report on sent emails"),
+}
+
+
+def roles_with(permission: Permission) -> frozenset[Role]:
+    return PERMISSIONS[permission].roles
+
+
+def allows(role: str, permission: Permission) -> bool:
+    """Whether a user of `role` (as the store spells it) holds `permission`; an unknown role holds none."""
+    return role in PERMISSIONS[permission].roles
+
+
+def refusal(role: str, permission: Permission) -> str:
+    return f"Your role ({role}) may not {PERMISSIONS[permission].what}."
+
+
+STAFF = roles_with(Permission.enrollments_read)
+CREATORS = roles_with(Permission.enrollments_create)
+REVIEWERS = roles_with(Permission.enrollments_review)
+
+
+class Viewer(Protocol):
+    """Whoever is looking: a user's role and, for reseller and customer users, their member account."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def account_id(self) -> str | None: ...
+
+
+def may_see(viewer: Viewer, account: AccountView) -> bool:
+    """Staff: every account. A customer user: its own. A reseller user: its own and its customers'."""
+    if viewer.role in STAFF:
+        return True
+    if not viewer.account_id:
+        return False
+    if viewer.role == Role.customer:
+        return account.id == viewer.account_id
+    if viewer.role == Role.reseller:
+        return viewer.account_id in (account.id, account.reseller_account_id)
+    return False
+
+
+def may_see_rollup(viewer: Viewer, account_id: str) -> bool:
+    """Staff: any reseller's roll-up. A reseller user: its own."""
+    if viewer.role in STAFF:
+        return True
+    return viewer.role == Role.reseller and bool(viewer.account_id) and viewer.account_id == account_id

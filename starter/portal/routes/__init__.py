@@ -1,0 +1,21 @@
+"""The portal's pages, one module per area; their order does not matter (ids never match a fixed segment)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from starter.portal.routes import (
+    account_changes,
+    accounts,
+    admin,
+    auth,
+    changes,
+    contact_form,
+    create,
+    enrollments,
+    review,
+)
+
+router = APIRouter(include_in_schema=False)
+for part in (auth, accounts, account_changes, create, enrollments, changes, review, admin, contact_form):
+    router.include_router(part.router)

@@ -1,0 +1,101 @@
+"""Create New Member Accounts and its Next Steps page."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from domain.models import EnrollmentView, MemberType
+from domain.rules import ACCOUNT_FIELDS
+from domain.settings import Settings
+from starter.deps import ServiceDep, SettingsDep, actor_of
+from starter.portal.common import (
+    PortalRoute,
+    enrollment_or_404,
+    errors_by_field,
+    form_text,
+    page,
+    redirect,
+)
+from starter.portal.session import PortalCreator
+from starter.services.enrollments import Conflict, InvalidInput, Unavailable
+from store import enrollments as enrollment_store
+
+router = APIRouter(include_in_schema=False, route_class=PortalRoute)
+ERROR_TARGETS = {"member_type": "member_type-customer", "display_users_purchased": "display_users_purchased-yes"}
+
+
+def account_form(
+    request: Request,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    *,
+    problem: str | None = None,
+    holder: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    context = {
+        "values": values,
+        "errors": errors,
+        "error_targets": ERROR_TARGETS,
+        "problem": problem,
+        "holder": holder,
+    }
+    return page(request, "portal/create.html", context, status_code=status)
+
+
+def account_fields_of(form: Any) -> dict[str, str]:
+    """The member account's fields from a posted form; a field left out stays out (a radio nobody chose),
+    except those that the page hides (portal.js) where they do not apply: those are "no" or empty."""
+    fields = {name: value for name in ACCOUNT_FIELDS if isinstance(value := form.get(name), str)}
+    if fields.get("member_type") in (MemberType.reseller, MemberType.manufacturer):
+        fields.setdefault("display_users_purchased", "no")
+        fields.setdefault("reseller_account_id", "")
+    if fields.get("display_users_purchased") != "yes":
+        fields.setdefault("users_purchased", "")
+    return fields
+
+
+@router.get("/accounts/new", response_class=HTMLResponse)
+async def new_account(request: Request, user: PortalCreator) -> Response:
+    return account_form(request, {"idempotency_key": secrets.token_urlsafe(16)}, {})
+
+
+@router.post("/accounts/new", response_class=HTMLResponse)
+async def create_account(request: Request, user: PortalCreator, service: ServiceDep, settings: SettingsDep) -> Response:
+    form = await request.form()
+    raw = account_fields_of(form)
+    # One key per form shown: a double click or a resubmitted page finds the enrollment it already created.
+    key = form_text(form, "idempotency_key")
+    key = key if key and 8 <= len(key) <= 64 else secrets.token_urlsafe(16)
+    values = {**raw, "idempotency_key": key}
+    try:
+        view, _ = await service.create(raw, actor_of(user), user_id=user.id, idempotency_key=f"portal:{key}")
+    except InvalidInput as exc:
+        return account_form(request, values, errors_by_field(exc.errors), status=422)
+    except Conflict as exc:
+        holder = await enrollment_store.find_claim(settings.effective_database_url, raw.get("organization_name", ""))
+        return account_form(request, values, {}, problem=exc.message, holder=holder, status=409)
+    except Unavailable as exc:  # the same idempotency key again: a retry finds an enrollment that did start
+        return account_form(request, values, {}, problem=exc.message, status=exc.status)
+    return redirect(f"/enrollments/{view.id}/next-steps")
+
+
+def schedule_of(view: EnrollmentView, settings: Settings) -> tuple[datetime, list[datetime], datetime]:
+    """(invited at, reminder dates, deadline): reminders go out only while the form is still due."""
+    invited = view.invitation_sent_at or view.created_at
+    deadline = view.expires_at or invited + settings.ttl
+    offsets: list[timedelta] = settings.reminder_offsets
+    return invited, [invited + o for o in offsets if invited + o < deadline], deadline
+
+
+@router.get("/enrollments/{enrollment_id}/next-steps", response_class=HTMLResponse)
+async def next_steps(request: Request, enrollment_id: str, user: PortalCreator, settings: SettingsDep) -> Response:
+    view = await enrollment_or_404(settings, enrollment_id)
+    invited, reminders, deadline = schedule_of(view, settings)
+    context = {"e": view, "invited": invited, "reminders": reminders, "deadline": deadline}
+    return page(request, "portal/next_steps.html", context)

@@ -1,0 +1,221 @@
+"""What every way in does with a member account: read it, and change it through its workflow."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client
+
+from domain.models import (
+    AccountChange,
+    AccountStatus,
+    AccountView,
+    Actor,
+    AddUsersPurchased,
+    EditAccount,
+    FieldError,
+    MemberType,
+    UsageReport,
+)
+from domain.rules import check_service_end_date, parse_bool, parse_whole_number
+from domain.settings import Settings
+from domain.status import AccountAction, account_refusal
+from domain.temporal_names import account_workflow_id
+from starter.services.enrollments import Conflict, InvalidInput, NotFound, check_note, run_update
+from store import accounts as store
+
+EXPIRING_SOON = timedelta(days=30)
+
+
+class AccountSummary(BaseModel):
+    """The Account Summary: users purchased / available only when the account displays them."""
+
+    account_id: str
+    organization_name: str
+    member_type: MemberType
+    status: AccountStatus
+    service_start_date: date
+    service_end_date: date
+    display_users_purchased: bool
+    users_purchased: int | None
+    users_existing: int | None
+    users_available: int | None
+    users_over: int | None
+    users_reported_at: datetime | None
+    banner: str | None
+
+
+def summarize(view: AccountView, warning_offsets: list[timedelta], today: date) -> AccountSummary:
+    existing = view.users_existing or 0
+    purchased = view.users_purchased or 0 if view.display_users_purchased else None
+    banner = None
+    warned = bool(warning_offsets) and view.service_end_date - max(warning_offsets) <= today
+    if view.status == AccountStatus.expired:
+        banner = f"Expired: the service ended on {view.service_end_date:%d %B %Y}; extend the date to re-enable it."
+    elif warned and view.status != AccountStatus.deleted:
+        banner = f"Service ends on {view.service_end_date:%d %B %Y}."
+    return AccountSummary(
+        account_id=view.id,
+        organization_name=view.organization_name,
+        member_type=view.member_type,
+        status=view.status,
+        service_start_date=view.service_start_date,
+        service_end_date=view.service_end_date,
+        display_users_purchased=view.display_users_purchased,
+        users_purchased=purchased,
+        users_existing=view.users_existing,
+        users_available=max(0, purchased - existing) if purchased is not None else None,
+        users_over=max(0, existing - purchased) if purchased is not None else None,
+        users_reported_at=view.users_reported_at,
+        banner=banner,
+    )
+
+
+def _note(note: object, errors: list[FieldError]) -> str:
+    """The audit note, or its problem added to `errors` (so a form hears of every problem at once)."""
+    try:
+        return check_note(note)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+        return ""
+
+
+class Rollup(BaseModel):
+    """A reseller's roll-up: its customers, the enrollments on their way, and who is expiring soon."""
+
+    reseller_account_id: str
+    organization_name: str
+    customers_enrolled: int
+    pending: int
+    expiring_within_30_days: int
+    customers: list[AccountSummary]
+    next_cursor: str | None
+
+
+class AccountReader:
+    """Reads, from the store alone: pages that only show an account work while Temporal is down."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.effective_database_url
+
+    async def get(self, account_id: str) -> AccountView:
+        view = await store.get_account(self.url, account_id)
+        if view is None:
+            raise NotFound(f"No member account has the id {account_id}.")
+        return view
+
+    async def resellers(self) -> list[tuple[str, str]]:
+        """(id, organization name) of every reseller account not Deleted, by name."""
+        return await store.reseller_choices(self.url)
+
+    async def list(self, **filters: Any) -> tuple[list[AccountView], str | None]:
+        return await store.list_accounts(self.url, **filters)
+
+    async def summary(self, account_id: str) -> AccountSummary:
+        return self.summary_of(await self.get(account_id))
+
+    def summary_of(self, view: AccountView) -> AccountSummary:
+        return summarize(view, self.settings.warning_offsets, datetime.now(UTC).date())
+
+    async def rollup(self, reseller_account_id: str, *, limit: int = 50, cursor: str | None = None) -> Rollup:
+        """Customers newest first (not Deleted), keyset-paginated like the list."""
+        reseller = await self.get(reseller_account_id)
+        if reseller.member_type != MemberType.reseller:
+            raise NotFound(f"No reseller account has the id {reseller_account_id}.")
+        today = datetime.now(UTC).date()
+        counts = await store.reseller_counts(self.url, reseller.id, today, today + EXPIRING_SOON)
+        customers, next_cursor = await store.list_accounts(
+            self.url, reseller_account_id=reseller.id, exclude_deleted=True, limit=limit, cursor=cursor
+        )
+        offsets = self.settings.warning_offsets
+        return Rollup(
+            reseller_account_id=reseller.id,
+            organization_name=reseller.organization_name,
+            customers_enrolled=counts.customers_enrolled,
+            pending=counts.pending,
+            expiring_within_30_days=counts.expiring,
+            customers=[summarize(customer, offsets, today) for customer in customers],
+            next_cursor=next_cursor,
+        )
+
+
+class AccountService(AccountReader):
+    """Reads, and changes through the account's MemberAccountWorkflow."""
+
+    def __init__(self, settings: Settings, client: Client) -> None:
+        super().__init__(settings)
+        self.client = client
+
+    async def _update(self, account_id: str, action: AccountAction, update: str, arg: object) -> AccountView:
+        current = await self.get(account_id)
+        refusal = account_refusal(current.status, action)
+        if refusal:
+            raise Conflict(refusal)
+        return await run_update(self.client, account_workflow_id(account_id), update, arg, AccountView)
+
+    async def suspend(self, account_id: str, actor: Actor, note: object) -> AccountView:
+        change = AccountChange(actor=actor, audit_note=check_note(note))
+        return await self._update(account_id, AccountAction.suspend, "suspend", change)
+
+    async def reactivate(self, account_id: str, actor: Actor, note: object) -> AccountView:
+        change = AccountChange(actor=actor, audit_note=check_note(note))
+        return await self._update(account_id, AccountAction.reactivate, "reactivate", change)
+
+    async def delete(self, account_id: str, actor: Actor, note: object) -> AccountView:
+        change = AccountChange(actor=actor, audit_note=check_note(note))
+        return await self._update(account_id, AccountAction.delete, "delete", change)
+
+    async def add_users_purchased(self, account_id: str, actor: Actor, add: object, note: object) -> AccountView:
+        errors: list[FieldError] = []
+        count = add if isinstance(add, int) and not isinstance(add, bool) else None
+        if count is None or count == 0 or abs(count) > 1_000_000_000:
+            errors.append(FieldError(field="add", message="must be a whole number other than 0"))
+        audit_note = _note(note, errors)
+        if errors or count is None:
+            raise InvalidInput(errors)
+        current = await self.get(account_id)
+        if not current.display_users_purchased:
+            raise Conflict("This account does not display users purchased; switch Display Users Purchased on first.")
+        order = AddUsersPurchased(actor=actor, audit_note=audit_note, add=count)
+        return await self._update(account_id, AccountAction.add_users, "add_users_purchased", order)
+
+    async def report_usage(self, account_id: str, users_existing: object, reported_at: object = None) -> AccountView:
+        count = parse_whole_number(users_existing)
+        if count is None or count < 0:
+            raise InvalidInput([FieldError(field="users_existing", message="must be a whole number, 0 or more")])
+        when = datetime.now(UTC)
+        if reported_at is not None:
+            try:
+                when = datetime.fromisoformat(str(reported_at))
+            except ValueError as exc:
+                raise InvalidInput([FieldError(field="reported_at", message="must be an ISO 8601 time")]) from exc
+            if when.tzinfo is None:
+                raise InvalidInput([FieldError(field="reported_at", message="must include a time zone")])
+        report = UsageReport(users_existing=count, reported_at=when.astimezone(UTC))
+        return await self._update(account_id, AccountAction.report_usage, "report_usage", report)
+
+    async def edit(self, account_id: str, actor: Actor, body: dict[str, Any]) -> AccountView:
+        """Change the service end date and/or Display Users Purchased; every problem is named at once."""
+        changes = {name: value for name, value in body.items() if name != "audit_note"}
+        errors: list[FieldError] = []
+        end_date = display = None
+        if not changes:
+            errors.append(FieldError(field="body", message="must name service_end_date or display_users_purchased"))
+        for name in sorted(set(changes) - {"service_end_date", "display_users_purchased"}):
+            errors.append(FieldError(field=name, message="cannot be changed on a member account"))
+        if "service_end_date" in changes:
+            end_date, problem = check_service_end_date(changes["service_end_date"], datetime.now(UTC).date())
+            if problem:
+                errors.append(FieldError(field="service_end_date", message=problem))
+        if "display_users_purchased" in changes:
+            display = parse_bool(changes["display_users_purchased"])
+            if display is None:
+                errors.append(FieldError(field="display_users_purchased", message="must be yes or no"))
+        note = _note(body.get("audit_note"), errors)
+        if errors:
+            raise InvalidInput(errors)
+        edit = EditAccount(actor=actor, audit_note=note, service_end_date=end_date, display_users_purchased=display)
+        return await self._update(account_id, AccountAction.edit, "edit", edit)
