@@ -12,6 +12,7 @@ from domain.models import (
     AccountView,
     ContactForm,
     EnrollmentStatus,
+    FieldError,
     MemberType,
     RecordAccount,
     TimelineEvent,
@@ -96,6 +97,20 @@ def _view(row: Account, timeline: list[TimelineEntry]) -> AccountView:
         created_at=row.created_at,
         timeline=[TimelineEvent(at=t.at, event=t.event, actor=t.actor, note=t.note, source=t.source) for t in timeline],
     )
+
+
+RESELLER_PROBLEM = "must be the id of an Active reseller member account"
+
+
+async def reseller_problem(url: str, reseller_account_id: str | None) -> FieldError | None:
+    """The one check of a customer's reseller: none named, or an Active reseller account; else the error."""
+    if reseller_account_id is None:
+        return None
+    async with transaction(url) as session:
+        row = await session.get(Account, reseller_account_id)
+        if row is not None and row.member_type == MemberType.reseller and row.status == AccountStatus.active:
+            return None
+    return FieldError(field="reseller_account_id", message=RESELLER_PROBLEM)
 
 
 async def get_account(url: str, account_id: str) -> AccountView | None:
