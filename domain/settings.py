@@ -1,6 +1,6 @@
 """Every setting of the product, read from `ENROLL_*` environment variables and `.env`.
 
-DESIGN.md's settings table is the contract; this class is its only implementation.
+The README's Settings table is the contract; this class is its only implementation.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The rules of "Create New Member Account" (DESIGN.md's field table) and of the contact's enrollment form."""
+"""The rules of "Create New Member Account" (the README's field table) and of the contact's enrollment form."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The enrollment and member-account status machines, against DESIGN.md's Statuses."""
+"""The enrollment and member-account status machines, against the statuses the README describes."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ E = EnrollmentAction
 A = AccountStatus
 AA = AccountAction
 
-# DESIGN.md: edit and delete only in New and Pending Review; resend in New and Expired (a new link revives it);
+# Edit and delete only in New and Pending Review; resend in New and Expired (a new link revives it);
 # the reviewer starts from Pending Review and decides from In Review; the contact submits only while New.
 ENROLLMENT_ALLOWED: dict[EnrollmentAction, set[EnrollmentStatus]] = {
     E.edit: {S.new, S.pending_review},
@@ -34,7 +34,7 @@ ENROLLMENT_ALLOWED: dict[EnrollmentAction, set[EnrollmentStatus]] = {
     E.submit_form: {S.new},
 }
 
-# DESIGN.md: Active -> Suspended <-> Active; Expired at the service end date; Deleted only from Suspended.
+# Active -> Suspended <-> Active; Expired at the service end date; Deleted only from Suspended.
 ACCOUNT_ALLOWED: dict[AccountAction, set[AccountStatus]] = {
     AA.suspend: {A.active},
     AA.reactivate: {A.suspended},

@@ -1,4 +1,4 @@
-"""Issue 6 on real parts: approved enrollments become member accounts, with their summary, top-ups, service
+"""Member accounts on real parts: approved enrollments become member accounts, with their summary, top-ups, service
 end warnings, suspend / delete, and who may see which account (resellers, customers, staff)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 3's lifecycle on real parts with a short clock: the form, reminders, expiry, CSM actions, review."""
+"""An enrollment's whole life on real parts with a short clock: the form, reminders, expiry, CSM actions, review."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 2's pipeline on real parts: API → Temporal → worker → store and SMTP, on SQLite and PostgreSQL."""
+"""The create pipeline on real parts: API → Temporal → worker → store and SMTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
