@@ -1,4 +1,5 @@
-"""The worker: runs EnrollmentWorkflow and MemberAccountWorkflow and their activities on `enrollment`."""
+"""The worker: runs EnrollmentWorkflow and MemberAccountWorkflow and their activities on the task queue
+(`ENROLL_TASK_QUEUE`; `workflows.names.TASK_QUEUE`, `enrollment`, by default)."""
 
 from __future__ import annotations
 

@@ -9,12 +9,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import deliver, form_token
 from domain.models import (
-    AccountStatus,
     EmailKind,
     EmailRequest,
     EmailResult,
     LinkRequest,
-    MemberType,
     RecordAccount,
     RecordEnrollment,
     ValidateEnrollment,
@@ -46,7 +44,8 @@ class EnrollmentActivities:
 
     @activity.defn(name="validate")
     async def validate(self, request: ValidateEnrollment) -> None:
-        """Every rule of DESIGN.md's field table, plus: no open enrollment or live account of the same name."""
+        """Every rule of the README's field table (`domain/rules.py`), plus: no open enrollment or live account
+        of the same name."""
         fields = request.fields.model_dump(mode="json")
         if not fields["display_users_purchased"]:
             fields.pop("users_purchased")
@@ -58,25 +57,14 @@ class EnrollmentActivities:
                 type="InvalidEnrollment",
                 non_retryable=True,
             )
-        reseller_id = request.fields.reseller_account_id
-        if reseller_id is not None:
-            reseller = await accounts.get_account(self.url, reseller_id)
-            if (
-                reseller is None
-                or reseller.member_type != MemberType.reseller
-                or reseller.status != AccountStatus.active
-            ):
-                raise ApplicationError(
-                    "reseller_account_id must be the id of an Active reseller member account",
-                    [
-                        {
-                            "field": "reseller_account_id",
-                            "message": "must be the id of an Active reseller member account",
-                        }
-                    ],
-                    type="InvalidEnrollment",
-                    non_retryable=True,
-                )
+        problem = await accounts.reseller_problem(self.url, request.fields.reseller_account_id)
+        if problem is not None:
+            raise ApplicationError(
+                f"{problem.field} {problem.message}",
+                [problem.model_dump()],
+                type="InvalidEnrollment",
+                non_retryable=True,
+            )
         holder = await find_claim(self.url, request.fields.organization_name)
         if holder is not None and holder != request.enrollment_id:
             raise organization_taken(holder)

@@ -15,7 +15,7 @@ set -eu
 : "${SETUP_RETRY_DELAY:=2}"
 export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE
 
-# name:type, as domain/temporal_names.py SEARCH_ATTRIBUTES has them
+# name:type, as workflows/names.py SEARCH_ATTRIBUTES has them
 # (tests/deploy/compose_test.py runs this script and compares).
 SEARCH_ATTRIBUTES='
 EnrollmentStatus:Keyword

@@ -49,8 +49,10 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class AccountFields(Frozen):
-    """What the CSM enters on "Create New Member Account", already checked by `domain.rules`."""
+class AccountFieldsBase(Frozen):
+    """The seven fields of "Create New Member Account", declared once: `AccountFields` carries them alone,
+    and `EnrollmentView` and `AccountView` extend them with their own. A separate base rather than
+    `AccountFields` itself, so that a view is never taken for the fields (`fields: AccountFields`)."""
 
     service_end_date: date
     member_type: MemberType
@@ -59,6 +61,10 @@ class AccountFields(Frozen):
     organization_name: str
     corporate_contact_email: str
     reseller_account_id: str | None = None
+
+
+class AccountFields(AccountFieldsBase):
+    """What the CSM enters on "Create New Member Account", already checked by `domain.rules`."""
 
 
 class Actor(Frozen):
@@ -125,18 +131,11 @@ class ContactForm(Frozen):
     accept_terms: bool
 
 
-class EnrollmentView(Frozen):
-    """An enrollment as the API, the portal and the `status` query show it."""
+class EnrollmentView(AccountFieldsBase):
+    """An enrollment as the API, the portal and the `status` query show it: its account fields, and these."""
 
     id: str
     status: EnrollmentStatus
-    service_end_date: date
-    member_type: MemberType
-    display_users_purchased: bool
-    users_purchased: int | None
-    organization_name: str
-    corporate_contact_email: str
-    reseller_account_id: str | None
     created_at: datetime
     created_by: str | None = None
     expires_at: datetime | None = None
@@ -276,23 +275,17 @@ class ReviewAction(Frozen):
     reason: str | None = None
 
 
-class AccountView(Frozen):
-    """A member account as the API, the portal and its workflow's `status` query show it."""
+class AccountView(AccountFieldsBase):
+    """A member account as the API, the portal and its workflow's `status` query show it: its account fields,
+    and these."""
 
     id: str
     enrollment_id: str
     status: AccountStatus
-    organization_name: str
-    member_type: MemberType
     service_start_date: date
-    service_end_date: date
-    display_users_purchased: bool
-    users_purchased: int | None
     users_existing: int | None = None
     users_reported_at: datetime | None = None
-    reseller_account_id: str | None = None
     contacts: ContactForm | None = None
-    corporate_contact_email: str
     created_by: str | None = None
     created_at: datetime
     timeline: list[TimelineEvent] = Field(default_factory=list)
@@ -311,9 +304,9 @@ class AccountInput(Frozen):
     state: AccountView | None = None
     warned: list[str] = Field(default_factory=list)
     events_per_run: int = 1000
+    """After this many events a run continues as new, carrying `state`, so its history stays bounded."""
     approved_by: Actor | None = None
     """The reviewer whose approval activated the account (the `activated` event's actor)."""
-    """After this many events a run continues as new, carrying `state`, so its history stays bounded."""
 
 
 class RecordAccount(Frozen):

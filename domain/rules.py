@@ -1,4 +1,5 @@
-"""The field rules of "Create New Member Account" (the README's field table), shared by the API, the portal and `validate`.
+"""The field rules of "Create New Member Account" (the README's field table), shared by the API, the portal
+and `validate`.
 
 Each check returns every broken rule at once, named by field, so a CSM fixes all of them in one go.
 """

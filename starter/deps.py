@@ -16,7 +16,7 @@ from starter.security import request_source
 from starter.services.accounts import AccountReader, AccountService, Rollup
 from starter.services.enrollments import EnrollmentService, InvalidInput, NotFound
 from store import users
-from store.enrollments import BadCursor
+from store.paging import BadCursor
 from store.tables import User
 from workflows.client import connect_for_requests
 

@@ -1,6 +1,10 @@
 """What every request passes through, as one ASGI middleware: security headers on every response, a cap on
 request bodies (413), JSON only for the API's bodies (422), and the source address for the audit trail.
 
+The headers are decided here alone, by path: every response gets HEADERS and, except the interactive API docs,
+the strict CSP; the contact's form (`/enroll…`) sends no referrer; and pages (HTML, except the API docs and
+the dev mailbox) are never stored by a cache, since they show who is signed in and the records they may see.
+
 The source address is the peer of the connection; behind a reverse proxy, uvicorn puts the client's address
 there from `X-Forwarded-For` when the proxy's own address is trusted (`FORWARDED_ALLOW_IPS`, default 127.0.0.1).
 """
@@ -26,6 +30,8 @@ HEADERS = [
 ]
 # The interactive API docs load Swagger UI's own scripts; everything else is held to the strict policy.
 RELAXED_PATHS = ("/docs", "/redoc")
+NO_REFERRER_PATHS = "/enroll"  # the contact's form; by prefix, the portal's /enrollments pages too
+CACHED_PAGE_PATHS = (*RELAXED_PATHS, "/dev/")
 JSON_PATHS = "/api/"
 _source: ContextVar[str | None] = ContextVar("request_source", default=None)
 
@@ -38,6 +44,10 @@ def request_source() -> str | None:
 def _is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def _is_page(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and v.lower().startswith(b"text/html") for k, v in headers)
 
 
 NOT_JSON = "must be a JSON document sent with Content-Type: application/json"
@@ -86,9 +96,12 @@ class SecurityMiddleware:
                 if not scope["path"].startswith(RELAXED_PATHS):
                     headers = [(k, v) for k, v in headers if k.lower() != b"content-security-policy"]
                     headers.append((b"content-security-policy", CSP.encode()))
-                if scope["path"].startswith("/enroll"):
+                if scope["path"].startswith(NO_REFERRER_PATHS):
                     headers = [(k, v) for k, v in headers if k.lower() != b"referrer-policy"]
                     headers.append((b"referrer-policy", b"no-referrer"))
+                if _is_page(headers) and not scope["path"].startswith(CACHED_PAGE_PATHS):
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import delete, func, select
 
 from domain.models import (
+    AccountFieldsBase,
     AccountStatus,
     AccountView,
     ContactForm,
@@ -19,11 +20,15 @@ from domain.models import (
 )
 from domain.rules import organization_key
 from store.db import transaction
-from store.enrollments import MAX_PAGE, escape_like, newest_first, now
+from store.enrollments import account_columns
+from store.paging import MAX_PAGE, escape_like, newest_first, now
 from store.tables import Account, Enrollment, OrganizationClaim, TimelineEntry
 
 PENDING = (EnrollmentStatus.new, EnrollmentStatus.pending_review, EnrollmentStatus.in_review)
 """Enrollments on their way to becoming an account (an Expired one is not, until it is resent)."""
+
+IN_CONTACTS = "corporate_contact_email"
+"""The one account field that is not a column of `accounts`: its row keeps it in the `contacts` JSON."""
 
 
 async def record_account(url: str, record: RecordAccount) -> None:
@@ -36,18 +41,16 @@ async def record_account(url: str, record: RecordAccount) -> None:
             session.add(row)
         row.enrollment_id = view.enrollment_id
         row.status = view.status.value
-        row.organization_name = view.organization_name
+        columns = account_columns(view)
+        corporate = columns.pop(IN_CONTACTS)
+        for name, value in columns.items():
+            setattr(row, name, value)
         row.organization_key = organization_key(view.organization_name)
-        row.member_type = view.member_type.value
         row.service_start_date = view.service_start_date
-        row.service_end_date = view.service_end_date
-        row.display_users_purchased = view.display_users_purchased
-        row.users_purchased = view.users_purchased
         row.users_existing = view.users_existing
         row.users_reported_at = view.users_reported_at
-        row.reseller_account_id = view.reseller_account_id
         row.contacts = {
-            "corporate_contact_email": view.corporate_contact_email,
+            IN_CONTACTS: corporate,
             "created_by": view.created_by,
             **(view.contacts.model_dump(mode="json") if view.contacts else {}),
         }
@@ -75,24 +78,19 @@ async def record_account(url: str, record: RecordAccount) -> None:
 
 def _view(row: Account, timeline: list[TimelineEntry]) -> AccountView:
     contacts = dict(row.contacts or {})
-    corporate = str(contacts.pop("corporate_contact_email", ""))
+    corporate = str(contacts.pop(IN_CONTACTS, ""))
     created_by = contacts.pop("created_by", None)
 
     return AccountView(
+        **{name: getattr(row, name) for name in AccountFieldsBase.model_fields if name != IN_CONTACTS},
+        corporate_contact_email=corporate,
         id=row.id,
         enrollment_id=row.enrollment_id,
         status=AccountStatus(row.status),
-        organization_name=row.organization_name,
-        member_type=MemberType(row.member_type),
         service_start_date=row.service_start_date,
-        service_end_date=row.service_end_date,
-        display_users_purchased=row.display_users_purchased,
-        users_purchased=row.users_purchased,
         users_existing=row.users_existing,
         users_reported_at=row.users_reported_at,
-        reseller_account_id=row.reseller_account_id,
         contacts=ContactForm.model_validate(contacts) if contacts else None,
-        corporate_contact_email=corporate,
         created_by=created_by,
         created_at=row.created_at,
         timeline=[TimelineEvent(at=t.at, event=t.event, actor=t.actor, note=t.note, source=t.source) for t in timeline],

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import Actor
 from store.db import transaction
-from store.enrollments import now
+from store.paging import now
 from store.tables import TimelineEntry
 
 

@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any
 
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import (
+    AccountFieldsBase,
     ContactForm,
     EnrollmentStatus,
     EnrollmentView,
-    MemberType,
     RecordEnrollment,
     TimelineEvent,
 )
 from domain.rules import organization_key
 from domain.status import OPEN_STATUSES
 from store.db import transaction
-from store.tables import Account, Enrollment, OrganizationClaim, TimelineEntry
-
-MAX_PAGE = 200
+from store.paging import escape_like, newest_first, now
+from store.tables import Enrollment, OrganizationClaim, TimelineEntry
 
 
 class OrganizationTaken(Exception):
@@ -33,14 +29,6 @@ class OrganizationTaken(Exception):
     def __init__(self, enrollment_id: str) -> None:
         super().__init__(f"organization already claimed by enrollment {enrollment_id}")
         self.enrollment_id = enrollment_id
-
-
-class BadCursor(ValueError):
-    pass
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def find_claim(url: str, organization_name: str) -> str | None:
@@ -76,14 +64,9 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
                 row = Enrollment(id=view.id)
                 session.add(row)
             row.status = view.status.value
-            row.organization_name = view.organization_name
+            for name, value in account_columns(view).items():
+                setattr(row, name, value)
             row.organization_key = key
-            row.member_type = view.member_type.value
-            row.service_end_date = view.service_end_date
-            row.display_users_purchased = view.display_users_purchased
-            row.users_purchased = view.users_purchased
-            row.corporate_contact_email = view.corporate_contact_email
-            row.reseller_account_id = view.reseller_account_id
             row.created_by = view.created_by
             row.created_at = view.created_at
             row.expires_at = view.expires_at
@@ -117,17 +100,19 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
         raise
 
 
+def account_columns(view: AccountFieldsBase) -> dict[str, Any]:
+    """The account fields of `view` by name, as the columns of those names in `enrollments` and `accounts`
+    hold them (the member type by its value)."""
+    columns = {name: getattr(view, name) for name in AccountFieldsBase.model_fields}
+    columns["member_type"] = view.member_type.value
+    return columns
+
+
 def _view(row: Enrollment, timeline: list[TimelineEvent]) -> EnrollmentView:
     return EnrollmentView(
+        **{name: getattr(row, name) for name in AccountFieldsBase.model_fields},
         id=row.id,
         status=EnrollmentStatus(row.status),
-        service_end_date=row.service_end_date,
-        member_type=MemberType(row.member_type),
-        display_users_purchased=row.display_users_purchased,
-        users_purchased=row.users_purchased,
-        organization_name=row.organization_name,
-        corporate_contact_email=row.corporate_contact_email,
-        reseller_account_id=row.reseller_account_id,
         created_at=row.created_at,
         created_by=row.created_by,
         expires_at=row.expires_at,
@@ -157,45 +142,6 @@ async def get_enrollment(url: str, enrollment_id: str) -> EnrollmentView | None:
         if row is None:
             return None
         return _view(row, await timeline_of(session, enrollment_id=enrollment_id))
-
-
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), row_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = json.loads(raw)
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None or not isinstance(row_id, str):
-            raise ValueError
-        return parsed, row_id
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise BadCursor("cursor is not one this API returned") from exc
-
-
-Row = TypeVar("Row", Enrollment, Account)
-
-
-async def newest_first(
-    url: str, query: Select[Row], table: type[Row], *, limit: int, cursor: str | None
-) -> tuple[list[Row], str | None]:
-    """One page of `query`, newest first, keyset-paginated on (created_at, id): deep pages cost what page 1 does."""
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(or_(table.created_at < at, and_(table.created_at == at, table.id < row_id)))
-    limit = max(1, min(limit, MAX_PAGE))
-    query = query.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)
-    async with transaction(url) as session:
-        rows = list(await session.scalars(query))
-    page = rows[:limit]
-    return page, encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-
-
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def list_enrollments(

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 
 from store.db import transaction
-from store.enrollments import now
+from store.paging import now
 from store.tables import Enrollment, FormLink
 
 

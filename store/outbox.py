@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from domain.models import EmailResult
 from store.db import transaction
-from store.enrollments import now
+from store.paging import now
 from store.tables import MailHealth, OutboxEmail
 
 

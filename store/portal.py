@@ -7,8 +7,6 @@ it showed, so page 2,000 costs what page 1 does.
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -20,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from domain.models import EnrollmentStatus, MemberType
 from domain.rules import organization_key
 from store.db import transaction
-from store.enrollments import MAX_PAGE, BadCursor, escape_like
+from store.paging import Position, decode_cursor, encode_cursor, escape_like, instant, page_size
 from store.tables import Enrollment
 
 
@@ -30,6 +28,9 @@ class Sort(StrEnum):
     organization = "organization"
     organization_desc = "organization_desc"
 
+
+TIME_SORTS = (Sort.newest, Sort.oldest)
+"""The sorts on (created_at, id); the others are on (organization_key, id)."""
 
 SORT_LABELS = {
     Sort.newest: "Newest first",
@@ -65,39 +66,22 @@ class EnrollmentPage:
 
 
 def _key_column(sort: Sort) -> InstrumentedAttribute[Any]:
-    return Enrollment.created_at if sort in (Sort.newest, Sort.oldest) else Enrollment.organization_key
+    return Enrollment.created_at if sort in TIME_SORTS else Enrollment.organization_key
 
 
 def _descending(sort: Sort) -> bool:
     return sort in (Sort.newest, Sort.organization_desc)
 
 
-def _key_of(row: Any, sort: Sort) -> str:
-    return str(row.created_at.isoformat()) if sort in (Sort.newest, Sort.oldest) else str(row.organization_key)
+def _key_of(row: Any, sort: Sort) -> datetime | str:
+    return row.created_at if sort in TIME_SORTS else str(row.organization_key)
 
 
-def encode_cursor(sort: Sort, direction: str, key: str, row_id: str) -> str:
-    raw = json.dumps([sort.value, direction, key, row_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: Sort) -> tuple[str, Any, str]:
-    """(direction, key value, id) of a cursor this module made for `sort`; BadCursor otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, direction, key, row_id = json.loads(raw)
-        if cursor_sort != sort.value or direction not in ("after", "before"):
-            raise ValueError
-        if not isinstance(key, str) or not isinstance(row_id, str):
-            raise ValueError
-        value: Any = key
-        if sort in (Sort.newest, Sort.oldest):
-            value = datetime.fromisoformat(key)
-            if value.tzinfo is None:
-                raise ValueError
-        return direction, value, row_id
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise BadCursor("cursor is not one this page made") from exc
+def _stop(cursor: str, sort: Sort) -> Position[datetime] | Position[str]:
+    """Where `cursor`, a cursor of this table in `sort`, left off; BadCursor for any other."""
+    if sort in TIME_SORTS:
+        return decode_cursor(cursor, sort.value, instant, both_ways=True)
+    return decode_cursor(cursor, sort.value, str, both_ways=True)
 
 
 def _beyond(column: InstrumentedAttribute[Any], value: Any, row_id: str, *, forward: bool) -> ColumnElement[bool]:
@@ -135,17 +119,17 @@ def page_query(
         query = query.where(Enrollment.member_type == member_type.value)
     if q and q.strip():
         query = query.where(Enrollment.organization_key.like(f"%{escape_like(organization_key(q))}%", escape="\\"))
-    direction = "after"
+    backwards = False
     if cursor:
-        direction, value, row_id = decode_cursor(cursor, sort)
+        stop = _stop(cursor, sort)
+        backwards = stop.before
         # Walking "before" a row runs the index the other way; the caller turns the rows back round.
-        query = query.where(_beyond(column, value, row_id, forward=_descending(sort) == (direction == "before")))
-    backwards = direction == "before"
+        query = query.where(_beyond(column, stop.key, stop.row_id, forward=_descending(sort) == backwards))
     if _descending(sort) != backwards:
         query = query.order_by(column.desc(), Enrollment.id.desc())
     else:
         query = query.order_by(column.asc(), Enrollment.id.asc())
-    return query.limit(max(1, min(limit, MAX_PAGE)) + 1), backwards
+    return query.limit(page_size(limit) + 1), backwards
 
 
 async def enrollment_page(
@@ -159,7 +143,7 @@ async def enrollment_page(
     cursor: str | None = None,
 ) -> EnrollmentPage:
     """One page of the table; `cursor` is a `next_cursor` or `previous_cursor` of an earlier page."""
-    limit = max(1, min(limit, MAX_PAGE))
+    limit = page_size(limit)
     query, backwards = page_query(status=status, member_type=member_type, q=q, sort=sort, limit=limit, cursor=cursor)
     async with transaction(url) as session:
         found = list((await session.execute(query)).all())
@@ -184,7 +168,7 @@ async def enrollment_page(
     if found:
         first, last = found[0], found[-1]
         if more or backwards:
-            next_cursor = encode_cursor(sort, "after", _key_of(last, sort), last.id)
+            next_cursor = encode_cursor(sort.value, _key_of(last, sort), last.id)
         if (more and backwards) or (cursor and not backwards):
-            previous_cursor = encode_cursor(sort, "before", _key_of(first, sort), first.id)
+            previous_cursor = encode_cursor(sort.value, _key_of(first, sort), first.id, before=True)
     return EnrollmentPage(rows=rows, next_cursor=next_cursor, previous_cursor=previous_cursor)

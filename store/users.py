@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import BindParameter
 from domain.models import SYSTEM, Actor, Role
 from store import audit
 from store.db import transaction
-from store.enrollments import now
+from store.paging import now
 from store.tables import ApiToken, SignInThrottle, User
 
 _hasher = PasswordHasher()

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from starter.dev.mailsink import MailSink
 from store.db import dispose_all
 from store.migrate import upgrade_to_head
-from workflows import attributes
+from workflows import names as attributes
 
 POSTGRES_URL = os.environ.get("ENROLL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [

@@ -8,9 +8,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.enrollment import EnrollmentActivities
     from domain.models import (
         SYSTEM,
         AccountChange,
@@ -22,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
         EditAccount,
         EmailKind,
         EmailRequest,
-        EmailResult,
         MailProblem,
         MemberType,
         RecordAccount,
@@ -30,8 +30,7 @@ with workflow.unsafe.imports_passed_through():
         UsageReport,
     )
     from domain.status import AccountAction, account_refusal
-    from workflows.attributes import ACCOUNT_STATUS, MEMBER_TYPE, SERVICE_END_DATE
-    from workflows.enrollment import (
+    from workflows.common import (
         BEST_EFFORT_MAIL,
         EMAIL_TIMEOUT,
         RECORD_TIMEOUT,
@@ -39,15 +38,11 @@ with workflow.unsafe.imports_passed_through():
         Mail,
         changed_within,
         mail_problem_of,
+        refuse,
     )
+    from workflows.names import ACCOUNT_STATUS, MEMBER_TYPE, SERVICE_END_DATE
 
 A = AccountStatus
-
-
-def refused(status: AccountStatus, action: AccountAction) -> None:
-    reason = account_refusal(status, action)
-    if reason:
-        raise ApplicationError(reason, type="TransitionRefused", non_retryable=True)
 
 
 def ends_at(view: AccountView) -> datetime:
@@ -76,15 +71,9 @@ class MemberAccountWorkflow:
             id=input.account_id,
             enrollment_id=input.enrollment_id,
             status=A.active,
-            organization_name=fields.organization_name,
-            member_type=fields.member_type,
             service_start_date=input.service_start_date,
-            service_end_date=fields.service_end_date,
-            display_users_purchased=fields.display_users_purchased,
-            users_purchased=fields.users_purchased,
-            reseller_account_id=fields.reseller_account_id,
             contacts=input.form,
-            corporate_contact_email=fields.corporate_contact_email,
+            **fields.model_dump(),
             created_by=input.created_by.email,
             created_at=workflow.now(),
         )
@@ -134,38 +123,38 @@ class MemberAccountWorkflow:
     @workflow.update(name="suspend")
     async def suspend(self, change: AccountChange) -> AccountView:
         async with self._lock:
-            refused(self._view.status, AccountAction.suspend)
+            self._require(AccountAction.suspend)
             self._set(status=A.suspended)
             await self._record("suspended", change.actor, change.audit_note)
             return self._view
 
     @suspend.validator
     def _validate_suspend(self, change: AccountChange) -> None:
-        refused(self._view.status, AccountAction.suspend)
+        self._require(AccountAction.suspend)
 
     @workflow.update(name="reactivate")
     async def reactivate(self, change: AccountChange) -> AccountView:
         async with self._lock:
-            refused(self._view.status, AccountAction.reactivate)
+            self._require(AccountAction.reactivate)
             self._set(status=A.expired if workflow.now() >= ends_at(self._view) else A.active)
             await self._record("reactivated", change.actor, change.audit_note)
             return self._view
 
     @reactivate.validator
     def _validate_reactivate(self, change: AccountChange) -> None:
-        refused(self._view.status, AccountAction.reactivate)
+        self._require(AccountAction.reactivate)
 
     @workflow.update(name="delete")
     async def delete(self, change: AccountChange) -> AccountView:
         async with self._lock:
-            refused(self._view.status, AccountAction.delete)
+            self._require(AccountAction.delete)
             self._set(status=A.deleted)
             await self._record("deleted", change.actor, change.audit_note, release_claim=True)
             return self._view
 
     @delete.validator
     def _validate_delete(self, change: AccountChange) -> None:
-        refused(self._view.status, AccountAction.delete)
+        self._require(AccountAction.delete)
 
     @workflow.update(name="edit")
     async def edit(self, change: EditAccount) -> AccountView:
@@ -193,13 +182,9 @@ class MemberAccountWorkflow:
         self._check_edit(change)
 
     def _check_edit(self, change: EditAccount) -> None:
-        refused(self._view.status, AccountAction.edit)
+        self._require(AccountAction.edit)
         if change.display_users_purchased and self._view.member_type != MemberType.customer:
-            raise ApplicationError(
-                "Display Users Purchased applies to customer accounts only.",
-                type="TransitionRefused",
-                non_retryable=True,
-            )
+            refuse("Display Users Purchased applies to customer accounts only.")
 
     @workflow.update(name="add_users_purchased")
     async def add_users_purchased(self, order: AddUsersPurchased) -> AccountView:
@@ -217,18 +202,14 @@ class MemberAccountWorkflow:
         self._check_add(order)
 
     def _check_add(self, order: AddUsersPurchased) -> None:
-        refused(self._view.status, AccountAction.add_users)
+        self._require(AccountAction.add_users)
         if (self._view.users_purchased or 0) + order.add < 0:
-            raise ApplicationError(
-                f"Users purchased cannot go below zero (the total is {self._view.users_purchased or 0:,}).",
-                type="TransitionRefused",
-                non_retryable=True,
-            )
+            refuse(f"Users purchased cannot go below zero (the total is {self._view.users_purchased or 0:,}).")
 
     @workflow.update(name="report_usage")
     async def report_usage(self, report: UsageReport) -> AccountView:
         async with self._lock:
-            refused(self._view.status, AccountAction.report_usage)
+            self._require(AccountAction.report_usage)
             last = self._view.users_reported_at
             if last is None or report.reported_at >= last:
                 self._set(users_existing=report.users_existing, users_reported_at=report.reported_at)
@@ -237,7 +218,7 @@ class MemberAccountWorkflow:
 
     @report_usage.validator
     def _validate_usage(self, report: UsageReport) -> None:
-        refused(self._view.status, AccountAction.report_usage)
+        self._require(AccountAction.report_usage)
 
     @workflow.update(name="mail_event")
     async def mail_event(self, problem: MailProblem) -> AccountView:
@@ -306,13 +287,12 @@ class MemberAccountWorkflow:
             mail = self._outbox.pop(0)
             self._sending = True
             try:
-                result = await workflow.execute_activity(
+                result = await workflow.execute_activity_method(
                     mail.activity,
                     mail.request,
                     activity_id=mail.activity_id,
                     start_to_close_timeout=EMAIL_TIMEOUT,
                     retry_policy=RETRY,
-                    result_type=EmailResult,
                 )
                 problems = [
                     MailProblem(kind=mail.request.kind, recipient=address, reason=reply)
@@ -348,10 +328,10 @@ class MemberAccountWorkflow:
         """Queue the email for the mailer (older runs: send it now, and wait)."""
         request = EmailRequest(kind=kind, account=self._view.model_copy(update={"timeline": []}), to=self._recipients())
         if self._v2:
-            self._outbox.append(Mail(request, "send_email", f"email-{activity_id}"))
+            self._outbox.append(Mail(request, EnrollmentActivities.send_email, f"email-{activity_id}"))
             return
-        await workflow.execute_activity(
-            "send_email",
+        await workflow.execute_activity_method(
+            EnrollmentActivities.send_email,
             request,
             activity_id=f"email-{activity_id}",
             start_to_close_timeout=EMAIL_TIMEOUT,
@@ -372,8 +352,8 @@ class MemberAccountWorkflow:
             event=entry,
             release_claim=release_claim,
         )
-        await workflow.execute_activity(
-            "record_account",
+        await workflow.execute_activity_method(
+            EnrollmentActivities.record_account,
             record,
             activity_id=f"record-{self._events}",
             start_to_close_timeout=RECORD_TIMEOUT,
@@ -381,6 +361,10 @@ class MemberAccountWorkflow:
         )
         self._epoch += 1
         self._upsert_attributes()
+
+    def _require(self, action: AccountAction) -> None:
+        """Refuse `action` with the status machine's sentence when the status does not allow it now (a 409)."""
+        refuse(account_refusal(self._view.status, action))
 
     def _set(self, **changes: Any) -> None:
         self._view = self._view.model_copy(update=changes)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.enrollment import EnrollmentActivities
     from domain.models import (
         CONTACT,
         SYSTEM,
+        AccountFieldsBase,
         AccountInput,
         Actor,
         CsmAction,
@@ -36,65 +37,31 @@ with workflow.unsafe.imports_passed_through():
         ValidateEnrollment,
     )
     from domain.status import OPEN_STATUSES, EnrollmentAction, enrollment_refusal
-    from workflows.attributes import (
+    from workflows.account import MemberAccountWorkflow
+    from workflows.common import (
+        BEST_EFFORT_MAIL,
+        EMAIL_TIMEOUT,
+        RECORD_TIMEOUT,
+        RETRY,
+        Mail,
+        changed_within,
+        mail_problem_of,
+        refuse,
+    )
+    from workflows.names import (
         ENROLLMENT_STATUS,
         FORM_DUE_AT,
         MEMBER_TYPE,
         REMINDER_COUNT,
+        account_workflow_id,
     )
 
 S = EnrollmentStatus
-BEST_EFFORT_MAIL = "best-effort-mail"
-"""The patch that took email off the process's critical path: runs started before it keep their old shape."""
 LINK_EMAILS = (EmailKind.invitation, EmailKind.reminder)
 RESENDS_PER_DAY = 5
 EXPIRED_REVIVAL_WINDOW = timedelta(days=30)
-RECORD_TIMEOUT = timedelta(seconds=30)
-EMAIL_TIMEOUT = timedelta(seconds=90)
-# Transient failures (store locked, SMTP down) retry for as long as it takes, backing off to a minute.
-RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
-)
-
-
-async def changed_within(epoch: Callable[[], int], timeout: timedelta | None, label: str | None) -> bool:
-    """True when a handler moved the process on (bumped its epoch) before `timeout` (None: wait as long as it takes).
-    The label is the timer's summary in the Temporal UI."""
-    start = epoch()
-    try:
-        await workflow.wait_condition(lambda: epoch() != start, timeout=timeout, timeout_summary=label)
-    except TimeoutError:
-        return False
-    return True
-
-
-def mail_problem_of(mail: Mail, err: ActivityError) -> MailProblem | None:
-    """The permanent failure an email activity ended with; None when it was cancelled (its link died)."""
-    cause = err.cause
-    if isinstance(cause, CancelledError):
-        return None
-    recipient = mail.request.to[0] if mail.request.to else ""
-    if isinstance(cause, ApplicationError) and cause.type == "SmtpRecipientRefused" and len(cause.details) > 1:
-        return MailProblem(kind=mail.request.kind, recipient=recipient, reason=str(cause.details[1]))
-    reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-    return MailProblem(kind=mail.request.kind, recipient=recipient, reason=reason, bounced=False, event="failed")
-
-
-@dataclass
-class Mail:
-    """An email waiting for the mailer: which activity sends it, under which id, and its timeline note."""
-
-    request: EmailRequest
-    activity: str
-    activity_id: str
-    note: str | None = None
-
-
-def refused(status: EnrollmentStatus, action: EnrollmentAction) -> None:
-    """Raise the status machine's sentence when `action` is not allowed now (an update's 409)."""
-    reason = enrollment_refusal(status, action)
-    if reason:
-        raise ApplicationError(reason, type="TransitionRefused", non_retryable=True)
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 
 
 @workflow.defn
@@ -155,11 +122,13 @@ class EnrollmentWorkflow:
         if input.state is None:
             try:
                 await self._activity(
-                    "validate", ValidateEnrollment(enrollment_id=input.enrollment_id, fields=input.fields), "validate"
+                    EnrollmentActivities.validate,
+                    ValidateEnrollment(enrollment_id=input.enrollment_id, fields=input.fields),
+                    "validate",
                 )
                 if self._v2:
                     self._start_round()
-                await self._record("created", input.created_by, None, activity="persist")
+                await self._record("created", input.created_by, None, persist=True)
             except ActivityError as err:
                 cause = err.cause if isinstance(err.cause, ApplicationError) else None
                 self._failure = cause or ApplicationError(str(err), type="EnrollmentFailed", non_retryable=True)
@@ -227,7 +196,7 @@ class EnrollmentWorkflow:
             self._set(status=S.pending_review, form=submission.form)
             await self._record("submitted", CONTACT.model_copy(update={"source": submission.source}), None)
             await self._activity(
-                "close_form_links",
+                EnrollmentActivities.close_form_links,
                 LinkRequest(enrollment_id=self._view.id, link_version=self._view.link_version),
                 f"close-links-{self._view.link_version}",
             )
@@ -244,7 +213,7 @@ class EnrollmentWorkflow:
         self._check_submission(submission)
 
     def _check_submission(self, submission: SubmitForm) -> None:
-        refused(self._view.status, EnrollmentAction.submit_form)
+        self._require(EnrollmentAction.submit_form)
         # The mailer records an invitation as sent a moment after the relay took it; the link is live in the
         # store from before the send, so the link version alone decides (older runs also waited for the record).
         invited = self._v2 or self._invited_version == self._view.link_version
@@ -275,24 +244,16 @@ class EnrollmentWorkflow:
 
     def _check_resend(self) -> None:
         if self._closed and self._v2:
-            raise ApplicationError(
-                "This enrollment expired more than 30 days ago and is closed; create a new one instead.",
-                type="TransitionRefused",
-                non_retryable=True,
-            )
-        refused(self._view.status, EnrollmentAction.resend)
+            refuse("This enrollment expired more than 30 days ago and is closed; create a new one instead.")
+        self._require(EnrollmentAction.resend)
         since = workflow.now() - timedelta(days=1)
         if sum(1 for at in self._resends if at > since) >= RESENDS_PER_DAY:
-            raise ApplicationError(
-                f"The invitation was already resent {RESENDS_PER_DAY} times in the last 24 hours; try again later.",
-                type="TransitionRefused",
-                non_retryable=True,
-            )
+            refuse(f"The invitation was already resent {RESENDS_PER_DAY} times in the last 24 hours; try again later.")
 
     @workflow.update(name="edit")
     async def edit(self, change: EditEnrollment) -> EnrollmentView:
         async with self._lock:
-            refused(self._view.status, EnrollmentAction.edit)
+            self._require(EnrollmentAction.edit)
             if self._v2:
                 return await self._edit(change)
             before = self._view
@@ -315,7 +276,7 @@ class EnrollmentWorkflow:
                 else:
                     self._set(link_version=before.link_version + 1)
                     await self._activity(
-                        "close_form_links",
+                        EnrollmentActivities.close_form_links,
                         LinkRequest(enrollment_id=before.id, link_version=before.link_version),
                         f"close-links-{before.link_version}",
                     )
@@ -358,38 +319,38 @@ class EnrollmentWorkflow:
 
     @edit.validator
     def _validate_edit(self, change: EditEnrollment) -> None:
-        refused(self._view.status, EnrollmentAction.edit)
+        self._require(EnrollmentAction.edit)
 
     @workflow.update(name="cancel")
     async def cancel(self, action: CsmAction) -> EnrollmentView:
         async with self._lock:
-            refused(self._view.status, EnrollmentAction.cancel)
+            self._require(EnrollmentAction.cancel)
             await self._close(S.cancelled, "cancelled", action.actor, action.audit_note)
             return self._view
 
     @cancel.validator
     def _validate_cancel(self, action: CsmAction) -> None:
-        refused(self._view.status, EnrollmentAction.cancel)
+        self._require(EnrollmentAction.cancel)
 
     @workflow.update(name="start_review")
     async def start_review(self, action: ReviewAction) -> EnrollmentView:
         async with self._lock:
-            refused(self._view.status, EnrollmentAction.start_review)
+            self._require(EnrollmentAction.start_review)
             self._set(status=S.in_review)
             await self._record("review started", action.actor, action.audit_note)
             return self._view
 
     @start_review.validator
     def _validate_start_review(self, action: ReviewAction) -> None:
-        refused(self._view.status, EnrollmentAction.start_review)
+        self._require(EnrollmentAction.start_review)
 
     @workflow.update(name="approve")
     async def approve(self, action: ReviewAction) -> EnrollmentView:
         async with self._lock:
-            refused(self._view.status, EnrollmentAction.approve)
+            self._require(EnrollmentAction.approve)
             account_id = self._view.id
             await workflow.start_child_workflow(
-                "MemberAccountWorkflow",
+                MemberAccountWorkflow.run,
                 AccountInput(
                     account_id=account_id,
                     enrollment_id=self._view.id,
@@ -400,7 +361,7 @@ class EnrollmentWorkflow:
                     warning_offsets=self._input.schedule.warning_offsets,
                     approved_by=action.actor,
                 ),
-                id=f"account-{account_id}",
+                id=account_workflow_id(account_id),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=f"{self._view.organization_name} · {self._view.member_type.value}",
             )
@@ -414,7 +375,7 @@ class EnrollmentWorkflow:
 
     @approve.validator
     def _validate_approve(self, action: ReviewAction) -> None:
-        refused(self._view.status, EnrollmentAction.approve)
+        self._require(EnrollmentAction.approve)
 
     @workflow.update(name="reject")
     async def reject(self, action: ReviewAction) -> EnrollmentView:
@@ -432,9 +393,9 @@ class EnrollmentWorkflow:
         self._check_reject(action)
 
     def _check_reject(self, action: ReviewAction) -> None:
-        refused(self._view.status, EnrollmentAction.reject)
+        self._require(EnrollmentAction.reject)
         if not (action.reason or "").strip():
-            raise ApplicationError("A rejection needs a reason.", type="TransitionRefused", non_retryable=True)
+            refuse("A rejection needs a reason.")
 
     @workflow.update(name="mail_event")
     async def mail_event(self, problem: MailProblem) -> EnrollmentView:
@@ -520,13 +481,12 @@ class EnrollmentWorkflow:
             mail = self._outbox.pop(0)
             if self._stale(mail):
                 continue
-            handle = workflow.start_activity(
+            handle = workflow.start_activity_method(
                 mail.activity,
                 mail.request,
                 activity_id=mail.activity_id,
                 start_to_close_timeout=EMAIL_TIMEOUT,
                 retry_policy=RETRY,
-                result_type=EmailResult,
             )
             self._sending = (mail, handle)
             try:
@@ -612,7 +572,7 @@ class EnrollmentWorkflow:
     def _queue_invitation(self) -> None:
         version = self._view.link_version
         request = self._email_request(EmailKind.invitation, [self._view.corporate_contact_email], link_version=version)
-        self._outbox.append(Mail(request, "send_invitation", f"invite-{version}"))
+        self._outbox.append(Mail(request, EnrollmentActivities.send_invitation, f"invite-{version}"))
 
     async def _invite(
         self, *, rotate: bool, actor: Actor = SYSTEM, event: str = "invited", note: str | None = None
@@ -627,11 +587,10 @@ class EnrollmentWorkflow:
             expires_at=now + timedelta(seconds=self._input.schedule.ttl),
         )
         result = await self._activity(
-            "send_invitation",
+            EnrollmentActivities.send_invitation,
             self._email_request(EmailKind.invitation, [self._view.corporate_contact_email], link_version=version),
             f"invite-{version}",
             timeout=EMAIL_TIMEOUT,
-            result_type=EmailResult,
         )
         self._invited_version = version
         self._set(invitation_sent_at=result.sent_at)
@@ -650,7 +609,7 @@ class EnrollmentWorkflow:
 
     async def _close_links(self, label: str) -> None:
         await self._activity(
-            "close_form_links",
+            EnrollmentActivities.close_form_links,
             LinkRequest(enrollment_id=self._view.id, link_version=self._view.link_version),
             f"close-links-{label}",
         )
@@ -669,9 +628,9 @@ class EnrollmentWorkflow:
         """Queue the email for the mailer (older runs: send it now, and wait)."""
         request = self._email_request(kind, to, view=view, link_version=link_version, reason=reason)
         if self._v2:
-            self._outbox.append(Mail(request, "send_email", f"email-{activity_id}", note))
+            self._outbox.append(Mail(request, EnrollmentActivities.send_email, f"email-{activity_id}", note))
             return
-        await self._activity("send_email", request, f"email-{activity_id}", timeout=EMAIL_TIMEOUT)
+        await self._activity(EnrollmentActivities.send_email, request, f"email-{activity_id}", timeout=EMAIL_TIMEOUT)
 
     def _email_request(
         self,
@@ -693,9 +652,10 @@ class EnrollmentWorkflow:
         )
 
     async def _record(
-        self, event: str, actor: Actor, note: str | None, *, activity: str = "record", release_claim: bool = False
+        self, event: str, actor: Actor, note: str | None, *, persist: bool = False, release_claim: bool = False
     ) -> None:
-        """Add `event` to the timeline and bring the store's row up to the workflow's view."""
+        """Add `event` to the timeline and bring the store's row up to the workflow's view (`persist`: the first
+        write, which creates the row and claims the organization name)."""
         self._events += 1
         entry = TimelineEvent(at=workflow.now(), event=event, actor=actor.label, note=note, source=actor.source)
         self._view = self._view.model_copy(update={"timeline": [*self._view.timeline, entry]})
@@ -705,27 +665,33 @@ class EnrollmentWorkflow:
             event=entry,
             release_claim=release_claim,
         )
-        await self._activity(activity, record, f"{activity}-{self._events}")
+        if persist:
+            await self._activity(EnrollmentActivities.persist, record, f"persist-{self._events}")
+        else:
+            await self._activity(EnrollmentActivities.record, record, f"record-{self._events}")
         self._epoch += 1
         self._upsert_attributes()
 
     async def _activity(
         self,
-        name: str,
-        arg: object,
+        activity: Callable[[EnrollmentActivities, Arg], Awaitable[Result]],
+        arg: Arg,
         activity_id: str,
         *,
         timeout: timedelta = RECORD_TIMEOUT,
-        result_type: type | None = None,
-    ) -> Any:
-        return await workflow.execute_activity(
-            name,
+    ) -> Result:
+        """Run the activity under its explicit id; its result decodes to the method's return type."""
+        return await workflow.execute_activity_method(
+            activity,
             arg,
             activity_id=activity_id,
             start_to_close_timeout=timeout,
             retry_policy=RETRY,
-            result_type=result_type,
         )
+
+    def _require(self, action: EnrollmentAction) -> None:
+        """Refuse `action` with the status machine's sentence when the status does not allow it now (a 409)."""
+        refuse(enrollment_refusal(self._view.status, action))
 
     def _set(self, **changes: object) -> None:
         self._view = self._view.model_copy(update=changes)
@@ -759,15 +725,5 @@ class EnrollmentWorkflow:
 
 
 def _fields_of(view: EnrollmentView) -> dict[str, object]:
-    return {
-        name: getattr(view, name)
-        for name in (
-            "service_end_date",
-            "member_type",
-            "display_users_purchased",
-            "users_purchased",
-            "organization_name",
-            "corporate_contact_email",
-            "reseller_account_id",
-        )
-    }
+    """The seven account fields of the enrollment as it stands (edits included)."""
+    return {name: getattr(view, name) for name in AccountFieldsBase.model_fields}

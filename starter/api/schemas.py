@@ -1,13 +1,25 @@
-"""The API's JSON shapes (DESIGN.md's HTTP API), separate from the workflow's models."""
+"""The API's JSON shapes (the README's contract and docs/architecture.md), separate from the workflow's models.
+
+Request bodies are the models FastAPI parses and documents. Each checks what it is sent with the rules every
+way in shares (`domain.rules`, through `starter.services`), before anything is read or changed, and a broken rule
+is a pydantic error that carries the rule's field and sentence (`refused`); `starter.api.body.JsonBodyRoute`
+answers them as `422 {"errors": [{"field": ..., "message": ...}]}`, every bad field named.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, SkipValidation, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from domain.models import (
+    AccountFields,
+    AccountFieldsBase,
     ContactForm,
     EnrollmentStatus,
     EnrollmentView,
@@ -15,30 +27,214 @@ from domain.models import (
     MemberType,
     TimelineEvent,
 )
+from starter.services.accounts import check_account_edit, check_order, check_usage
+from starter.services.enrollments import InvalidInput, check_note, new_account_fields
+
+T = TypeVar("T")
+RESEND_NOTE = "invitation resent"
+"""The audit note of a resend that gives none."""
+
+_free_mail: ContextVar[frozenset[str]] = ContextVar("free_mail")  # set around each API request; never defaulted
 
 
-class EnrollmentCreate(BaseModel):
-    """The body of POST /api/enrollments (checked by domain.rules, which names every bad field)."""
+@contextlib.contextmanager
+def free_mail_domains(domains: frozenset[str]) -> Iterator[None]:
+    """The free-mail domains (`ENROLL_FREE_MAIL_DOMAINS`) the bodies parsed meanwhile refuse for contact
+    addresses: the API's routes set them from the app's settings around each request (`JsonBodyRoute`)."""
+    token = _free_mail.set(domains)
+    try:
+        yield
+    finally:
+        _free_mail.reset(token)
 
-    service_end_date: date
-    member_type: MemberType
+
+def refused(model: type[BaseModel], errors: list[FieldError]) -> ValidationError:
+    """The rules' errors as the ValidationError of `model`: one error per field, its location the field's name
+    and its message the rule's sentence, as is."""
+    return ValidationError.from_exception_data(
+        model.__name__,
+        [
+            InitErrorDetails(type=PydanticCustomError("rule", error.message), loc=(error.field,), input=None)
+            for error in errors
+        ],
+    )
+
+
+def _checked(model: type[BaseModel], check: Callable[[], T]) -> T:
+    """What `check` (a service's check, raising InvalidInput) returns; its errors as `model`'s own."""
+    try:
+        return check()
+    except InvalidInput as exc:
+        raise refused(model, exc.errors) from None
+
+
+# --- enrollments -------------------------------------------------------------------------------------------
+
+
+class EnrollmentCreate(AccountFieldsBase):
+    """The body of POST /api/enrollments: the new member account's fields, checked by `domain.rules`, which
+    names every bad field (unknown ones too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     display_users_purchased: bool = False
-    users_purchased: int | None = None
-    organization_name: str
-    corporate_contact_email: str
-    reseller_account_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        return _checked(cls, lambda: new_account_fields(data, free_mail=_free_mail.get())).model_dump()
+
+    def fields(self) -> AccountFields:
+        return AccountFields.model_validate(self.model_dump())
 
 
-class EnrollmentItem(BaseModel):
+class EnrollmentPatch(BaseModel):
+    """The body of PATCH /api/enrollments/{id}: the fields to change, why, and whether to invite a new contact.
+
+    `send_invitation` and `audit_note` are checked here. The fields to change are checked once merged with the
+    enrollment's others (display users purchased and users purchased go together), so after a 404 for an
+    enrollment that does not exist; any other field is named then as not a field of a member account."""
+
+    model_config = ConfigDict(extra="allow")
+
+    audit_note: str
+    send_invitation: bool = True
+    # Taken as sent (SkipValidation): the rules check them once merged.
+    service_end_date: SkipValidation[date | None] = None
+    member_type: SkipValidation[MemberType | None] = None
+    display_users_purchased: SkipValidation[bool | None] = None
+    users_purchased: SkipValidation[int | None] = None
+    organization_name: SkipValidation[str | None] = None
+    corporate_contact_email: SkipValidation[str | None] = None
+    reseller_account_id: SkipValidation[str | None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        if not isinstance(data.get("send_invitation", True), bool):
+            raise refused(cls, [FieldError(field="send_invitation", message="must be true or false")])
+        return {**data, "audit_note": _checked(cls, lambda: check_note(data.get("audit_note")))}
+
+    def changes(self) -> dict[str, Any]:
+        """The fields to change, as sent (unknown ones too, for the rules to name)."""
+        sent = {name: getattr(self, name) for name in type(self).model_fields if name in self.model_fields_set}
+        del sent["audit_note"]
+        sent.pop("send_invitation", None)
+        return sent | (self.model_extra or {})
+
+
+class AuditNote(BaseModel):
+    """Why: required, one line, at most 1,000 characters."""
+
+    audit_note: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        return {"audit_note": _checked(cls, lambda: check_note(data.get("audit_note")))}
+
+
+class ResendNote(BaseModel):
+    """The optional body of a resend: why (empty or left out: "invitation resent")."""
+
+    audit_note: str = RESEND_NOTE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        return {"audit_note": _checked(cls, lambda: check_note(data.get("audit_note") or RESEND_NOTE))}
+
+
+class Rejection(BaseModel):
+    """A rejection: why (the audit note), and the reason the corporate contact is told."""
+
+    audit_note: str
+    reason: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        note = _checked(cls, lambda: check_note(data.get("audit_note")))
+        return {"audit_note": note, "reason": _checked(cls, lambda: check_note(data.get("reason"), "reason"))}
+
+
+# --- member accounts ---------------------------------------------------------------------------------------
+
+
+class UsersPurchasedOrder(BaseModel):
+    """An order added to the cumulative users purchased (`{"add": 100, "audit_note": ...}`: 1,000 + 100)."""
+
+    add: int
+    audit_note: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        add, note = _checked(cls, lambda: check_order(data.get("add"), data.get("audit_note")))
+        return {"add": add, "audit_note": note}
+
+
+class UsageCount(BaseModel):
+    """Existing users as metered, and when they were counted (with a time zone; left out: now)."""
+
+    users_existing: int
+    reported_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        count, when = _checked(cls, lambda: check_usage(data.get("users_existing"), data.get("reported_at")))
+        return {"users_existing": count, "reported_at": when}
+
+
+class AccountEdit(BaseModel):
+    """A member account's edit: the service end date (extending it revives an Expired account) and/or Display
+    Users Purchased, and why. No other field can be changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_end_date: date | None = None
+    display_users_purchased: bool | None = None
+    audit_note: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        end_date, display, note = _checked(cls, lambda: check_account_edit(data))
+        named = {"service_end_date": end_date, "display_users_purchased": display}
+        return {**{name: value for name, value in named.items() if name in data}, "audit_note": note}
+
+
+# --- answers -----------------------------------------------------------------------------------------------
+
+
+class _Enrollment(BaseModel):
+    """What leads an enrollment's JSON, before its account fields."""
+
     id: str
     status: EnrollmentStatus
-    service_end_date: date
-    member_type: MemberType
-    display_users_purchased: bool
-    users_purchased: int | None
-    organization_name: str
-    corporate_contact_email: str
-    reseller_account_id: str | None
+
+
+class EnrollmentItem(AccountFieldsBase, _Enrollment):
+    """An enrollment in a list: its id and status, its account fields, and these. (The last base's fields come
+    first, so the JSON keeps its order: id, status, the account fields, the rest.)"""
+
     created_at: datetime
     created_by: str | None
     expires_at: datetime | None
@@ -74,53 +270,3 @@ class ErrorList(BaseModel):
 
 class Detail(BaseModel):
     detail: str
-
-
-class EnrollmentPatch(BaseModel):
-    """The body of PATCH /api/enrollments/{id}: the fields to change, why, and whether to invite a new contact."""
-
-    audit_note: str
-    send_invitation: bool = True
-    service_end_date: date | None = None
-    member_type: MemberType | None = None
-    display_users_purchased: bool | None = None
-    users_purchased: int | None = None
-    organization_name: str | None = None
-    corporate_contact_email: str | None = None
-    reseller_account_id: str | None = None
-
-
-class AuditNote(BaseModel):
-    audit_note: str
-
-
-class Rejection(BaseModel):
-    audit_note: str
-    reason: str
-
-
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    """Replace local `$ref`s by their definitions, so the schema stands alone inside the OpenAPI document."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
-        return {key: _inline(value, defs) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_inline(item, defs) for item in node]
-    return node
-
-
-def body_schema(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
-    """Document a JSON body that the route parses itself (so domain.rules can name every bad field)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-    return {
-        "requestBody": {
-            "required": required,
-            "content": {"application/json": {"schema": _inline(schema, defs)}},
-        }
-    }
-
-
-def create_body_schema() -> dict[str, Any]:
-    return body_schema(EnrollmentCreate)

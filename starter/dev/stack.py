@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from domain.settings import Settings
-from domain.temporal_names import SEARCH_ATTRIBUTES
+from workflows.names import SEARCH_ATTRIBUTES
 
 EMBEDDED_HOST = "127.0.0.1"
 TEMPORAL_PORT = 7233

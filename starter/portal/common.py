@@ -32,16 +32,6 @@ from store import outbox
 from store.tables import User
 
 E = TypeVar("E", bound=StrEnum)
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 MEMBER_TYPES = {
     MemberType.customer: "Customer",
@@ -121,7 +111,8 @@ def links_for(user: User | None) -> list[tuple[str, str]]:
 def page(
     request: Request, template: str, context: Mapping[str, Any] | None = None, *, status_code: int = 200
 ) -> HTMLResponse:
-    """A page in the portal's layout (top bar, Links pane) for whoever is signed in."""
+    """A page in the portal's layout (top bar, Links pane) for whoever is signed in. Its security headers, and
+    that no cache keeps it, come from `starter.security.SecurityMiddleware`."""
     user: User | None = getattr(request.state, "portal_user", None)
     base = {
         "user": user,
@@ -142,9 +133,7 @@ def page(
         "message": None,
         "mail_trouble": getattr(request.state, "mail_trouble", None) if user and user.role == Role.admin else None,
     }
-    return templates.TemplateResponse(
-        request, template, {**base, **(context or {})}, status_code=status_code, headers=HEADERS
-    )
+    return templates.TemplateResponse(request, template, {**base, **(context or {})}, status_code=status_code)
 
 
 def refusal(request: Request, status_code: int, heading: str, message: str) -> HTMLResponse:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client
@@ -22,11 +23,13 @@ from domain.models import (
 from domain.rules import check_service_end_date, parse_bool, parse_whole_number
 from domain.settings import Settings
 from domain.status import AccountAction, account_refusal
-from domain.temporal_names import account_workflow_id
-from starter.services.enrollments import Conflict, InvalidInput, NotFound, check_note, run_update
+from starter.services.enrollments import Conflict, InvalidInput, NotFound, Update, check_note, run_update
 from store import accounts as store
+from workflows.account import MemberAccountWorkflow
+from workflows.names import account_workflow_id
 
 EXPIRING_SOON = timedelta(days=30)
+A = TypeVar("A")
 
 
 class AccountSummary(BaseModel):
@@ -80,6 +83,58 @@ def _note(note: object, errors: list[FieldError]) -> str:
     except InvalidInput as exc:
         errors.extend(exc.errors)
         return ""
+
+
+def check_order(add: object, note: object) -> tuple[int, str]:
+    """An order of users purchased: (the whole number to add, not 0, the audit note); every problem at once."""
+    errors: list[FieldError] = []
+    count = add if isinstance(add, int) and not isinstance(add, bool) else None
+    if count is None or count == 0 or abs(count) > 1_000_000_000:
+        errors.append(FieldError(field="add", message="must be a whole number other than 0"))
+    audit_note = _note(note, errors)
+    if errors or count is None:
+        raise InvalidInput(errors)
+    return count, audit_note
+
+
+def check_usage(users_existing: object, reported_at: object = None) -> tuple[int, datetime | None]:
+    """A usage report: (existing users, 0 or more; when they were counted, with a time zone, or None for now)."""
+    count = parse_whole_number(users_existing)
+    if count is None or count < 0:
+        raise InvalidInput([FieldError(field="users_existing", message="must be a whole number, 0 or more")])
+    if reported_at is None:
+        return count, None
+    try:
+        when = datetime.fromisoformat(str(reported_at))
+    except ValueError as exc:
+        raise InvalidInput([FieldError(field="reported_at", message="must be an ISO 8601 time")]) from exc
+    if when.tzinfo is None:
+        raise InvalidInput([FieldError(field="reported_at", message="must include a time zone")])
+    return count, when
+
+
+def check_account_edit(body: Mapping[str, Any]) -> tuple[date | None, bool | None, str]:
+    """A member account's edit: (the new service end date, Display Users Purchased, each None when not named;
+    the audit note). Every problem is named at once."""
+    changes = {name: value for name, value in body.items() if name != "audit_note"}
+    errors: list[FieldError] = []
+    end_date = display = None
+    if not changes:
+        errors.append(FieldError(field="body", message="must name service_end_date or display_users_purchased"))
+    for name in sorted(set(changes) - {"service_end_date", "display_users_purchased"}):
+        errors.append(FieldError(field=name, message="cannot be changed on a member account"))
+    if "service_end_date" in changes:
+        end_date, problem = check_service_end_date(changes["service_end_date"], datetime.now(UTC).date())
+        if problem:
+            errors.append(FieldError(field="service_end_date", message=problem))
+    if "display_users_purchased" in changes:
+        display = parse_bool(changes["display_users_purchased"])
+        if display is None:
+            errors.append(FieldError(field="display_users_purchased", message="must be yes or no"))
+    note = _note(body.get("audit_note"), errors)
+    if errors:
+        raise InvalidInput(errors)
+    return end_date, display, note
 
 
 class Rollup(BaseModel):
@@ -149,73 +204,42 @@ class AccountService(AccountReader):
         super().__init__(settings)
         self.client = client
 
-    async def _update(self, account_id: str, action: AccountAction, update: str, arg: object) -> AccountView:
+    async def _update(
+        self, account_id: str, action: AccountAction, update: Update[MemberAccountWorkflow, A, AccountView], arg: A
+    ) -> AccountView:
         current = await self.get(account_id)
         refusal = account_refusal(current.status, action)
         if refusal:
             raise Conflict(refusal)
-        return await run_update(self.client, account_workflow_id(account_id), update, arg, AccountView)
+        return await run_update(self.client, account_workflow_id(account_id), update, arg)
 
     async def suspend(self, account_id: str, actor: Actor, note: object) -> AccountView:
         change = AccountChange(actor=actor, audit_note=check_note(note))
-        return await self._update(account_id, AccountAction.suspend, "suspend", change)
+        return await self._update(account_id, AccountAction.suspend, MemberAccountWorkflow.suspend, change)
 
     async def reactivate(self, account_id: str, actor: Actor, note: object) -> AccountView:
         change = AccountChange(actor=actor, audit_note=check_note(note))
-        return await self._update(account_id, AccountAction.reactivate, "reactivate", change)
+        return await self._update(account_id, AccountAction.reactivate, MemberAccountWorkflow.reactivate, change)
 
     async def delete(self, account_id: str, actor: Actor, note: object) -> AccountView:
         change = AccountChange(actor=actor, audit_note=check_note(note))
-        return await self._update(account_id, AccountAction.delete, "delete", change)
+        return await self._update(account_id, AccountAction.delete, MemberAccountWorkflow.delete, change)
 
     async def add_users_purchased(self, account_id: str, actor: Actor, add: object, note: object) -> AccountView:
-        errors: list[FieldError] = []
-        count = add if isinstance(add, int) and not isinstance(add, bool) else None
-        if count is None or count == 0 or abs(count) > 1_000_000_000:
-            errors.append(FieldError(field="add", message="must be a whole number other than 0"))
-        audit_note = _note(note, errors)
-        if errors or count is None:
-            raise InvalidInput(errors)
+        count, audit_note = check_order(add, note)
         current = await self.get(account_id)
         if not current.display_users_purchased:
             raise Conflict("This account does not display users purchased; switch Display Users Purchased on first.")
         order = AddUsersPurchased(actor=actor, audit_note=audit_note, add=count)
-        return await self._update(account_id, AccountAction.add_users, "add_users_purchased", order)
+        return await self._update(account_id, AccountAction.add_users, MemberAccountWorkflow.add_users_purchased, order)
 
     async def report_usage(self, account_id: str, users_existing: object, reported_at: object = None) -> AccountView:
-        count = parse_whole_number(users_existing)
-        if count is None or count < 0:
-            raise InvalidInput([FieldError(field="users_existing", message="must be a whole number, 0 or more")])
-        when = datetime.now(UTC)
-        if reported_at is not None:
-            try:
-                when = datetime.fromisoformat(str(reported_at))
-            except ValueError as exc:
-                raise InvalidInput([FieldError(field="reported_at", message="must be an ISO 8601 time")]) from exc
-            if when.tzinfo is None:
-                raise InvalidInput([FieldError(field="reported_at", message="must include a time zone")])
-        report = UsageReport(users_existing=count, reported_at=when.astimezone(UTC))
-        return await self._update(account_id, AccountAction.report_usage, "report_usage", report)
+        count, when = check_usage(users_existing, reported_at)
+        report = UsageReport(users_existing=count, reported_at=(when or datetime.now(UTC)).astimezone(UTC))
+        return await self._update(account_id, AccountAction.report_usage, MemberAccountWorkflow.report_usage, report)
 
-    async def edit(self, account_id: str, actor: Actor, body: dict[str, Any]) -> AccountView:
+    async def edit(self, account_id: str, actor: Actor, body: Mapping[str, Any]) -> AccountView:
         """Change the service end date and/or Display Users Purchased; every problem is named at once."""
-        changes = {name: value for name, value in body.items() if name != "audit_note"}
-        errors: list[FieldError] = []
-        end_date = display = None
-        if not changes:
-            errors.append(FieldError(field="body", message="must name service_end_date or display_users_purchased"))
-        for name in sorted(set(changes) - {"service_end_date", "display_users_purchased"}):
-            errors.append(FieldError(field=name, message="cannot be changed on a member account"))
-        if "service_end_date" in changes:
-            end_date, problem = check_service_end_date(changes["service_end_date"], datetime.now(UTC).date())
-            if problem:
-                errors.append(FieldError(field="service_end_date", message=problem))
-        if "display_users_purchased" in changes:
-            display = parse_bool(changes["display_users_purchased"])
-            if display is None:
-                errors.append(FieldError(field="display_users_purchased", message="must be yes or no"))
-        note = _note(body.get("audit_note"), errors)
-        if errors:
-            raise InvalidInput(errors)
+        end_date, display, note = check_account_edit(body)
         edit = EditAccount(actor=actor, audit_note=note, service_end_date=end_date, display_users_purchased=display)
-        return await self._update(account_id, AccountAction.edit, "edit", edit)
+        return await self._update(account_id, AccountAction.edit, MemberAccountWorkflow.edit, edit)

@@ -9,9 +9,9 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from temporalio.client import (
     Client,
@@ -27,9 +27,10 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.models import (
-    AccountStatus,
+    AccountFields,
     Actor,
     CsmAction,
     EditEnrollment,
@@ -46,15 +47,16 @@ from domain.models import (
 from domain.rules import ACCOUNT_FIELDS, check_account_fields, check_contact_form, check_text
 from domain.settings import Settings
 from domain.status import EnrollmentAction, enrollment_refusal
-from domain.temporal_names import enrollment_workflow_id
 from store import accounts as accounts_store
 from store import enrollments as store
 from store import links
-from workflows.attributes import ENROLLMENT_STATUS, MEMBER_TYPE
 from workflows.client import COURTESY_TIMEOUT, RPC_TIMEOUT
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.names import ENROLLMENT_STATUS, MEMBER_TYPE, enrollment_workflow_id
 
-T = TypeVar("T")
+W = TypeVar("W")
+A = TypeVar("A")
+R = TypeVar("R")
 UNKNOWN_LINK = "This enrollment link is not valid. Check that the whole link from the email was used."
 DEAD_LINK = (
     "This enrollment link is no longer valid. It may have been used already, replaced by a newer one, "
@@ -149,12 +151,17 @@ def refusal_from(err: WorkflowUpdateFailedError) -> ServiceError:
     return Conflict(cause.message)
 
 
-async def run_update(client: Client, workflow_id: str, update: str, arg: object, result_type: type[T]) -> T:
-    """Execute an update; a refusal or a finished run becomes the Conflict the user is shown."""
+Update = UpdateMethodMultiParam[[W, A], Awaitable[R]]
+"""An update method of workflow class W taking an A and answering an R, e.g. `EnrollmentWorkflow.resend`. (The
+workflows name their handlers, so the type checker sees each return an awaitable of its result.)"""
+
+
+async def run_update(client: Client, workflow_id: str, update: Update[Any, A, R], arg: A) -> R:
+    """Execute `update` with `arg`; a refusal or a finished run becomes the Conflict the user is shown."""
     handle = client.get_workflow_handle(workflow_id)
     try:
         with unavailable_when_down():
-            result: T = await handle.execute_update(update, arg, result_type=result_type, rpc_timeout=RPC_TIMEOUT)
+            result = cast(R, await handle.execute_update(update, arg, rpc_timeout=RPC_TIMEOUT))
     except WorkflowUpdateFailedError as err:
         raise refusal_from(err) from err
     except RPCError as err:
@@ -165,14 +172,31 @@ async def run_update(client: Client, workflow_id: str, update: str, arg: object,
 
 
 async def check_reseller(url: str, reseller_account_id: str | None) -> None:
-    """A customer sold through a reseller names an Active reseller account."""
-    if reseller_account_id is None:
-        return
-    reseller = await accounts_store.get_account(url, reseller_account_id)
-    if reseller is None or reseller.member_type != MemberType.reseller or reseller.status != AccountStatus.active:
-        raise InvalidInput(
-            [FieldError(field="reseller_account_id", message="must be the id of an Active reseller member account")]
-        )
+    """A customer sold through a reseller names an Active reseller account (the store's one check)."""
+    problem = await accounts_store.reseller_problem(url, reseller_account_id)
+    if problem is not None:
+        raise InvalidInput([problem])
+
+
+def new_account_fields(raw: Mapping[str, Any], *, free_mail: Collection[str]) -> AccountFields:
+    """A new member account's fields, checked by the field rules (InvalidInput names every broken rule)."""
+    fields, errors = check_account_fields(raw, today=datetime.now(UTC).date(), free_mail=free_mail)
+    if errors:
+        raise InvalidInput(errors)
+    assert fields is not None
+    return fields
+
+
+def edited_fields(
+    current: EnrollmentView, changes: Mapping[str, Any], *, free_mail: Collection[str]
+) -> tuple[AccountFields | None, list[FieldError]]:
+    """An enrollment's fields with an edit's `changes` merged in (the fields it leaves out stay), checked by the
+    field rules: the fields, or every broken rule by field. Switching Display Users Purchased off without
+    naming users purchased empties it."""
+    merged = {**current.model_dump(mode="json", include=set(ACCOUNT_FIELDS)), **changes}
+    if merged.get("display_users_purchased") in (False, "no", "false") and "users_purchased" not in changes:
+        merged["users_purchased"] = None
+    return check_account_fields(merged, today=datetime.now(UTC).date(), free_mail=free_mail)
 
 
 class EnrollmentService:
@@ -189,13 +213,17 @@ class EnrollmentService:
         )
 
     async def create(
-        self, raw: Mapping[str, Any], actor: Actor, *, user_id: str, idempotency_key: str | None = None
+        self,
+        fields: AccountFields | Mapping[str, Any],
+        actor: Actor,
+        *,
+        user_id: str,
+        idempotency_key: str | None = None,
     ) -> tuple[EnrollmentView, bool]:
-        """Start an enrollment; (the enrollment, True if this call created it)."""
-        fields, errors = check_account_fields(raw, today=datetime.now(UTC).date(), free_mail=self.settings.free_mail)
-        if errors:
-            raise InvalidInput(errors)
-        assert fields is not None
+        """Start an enrollment from checked fields, or raw ones to check; (the enrollment, True if this call
+        created it)."""
+        if not isinstance(fields, AccountFields):
+            fields = new_account_fields(fields, free_mail=self.settings.free_mail)
         enrollment_id = enrollment_id_for(user_id, idempotency_key)
         if idempotency_key is not None:
             existing = await store.get_enrollment(self.url, enrollment_id)
@@ -223,8 +251,11 @@ class EnrollmentService:
         )
         try:
             with unavailable_when_down():
-                view: EnrollmentView = await self.client.execute_update_with_start_workflow(
-                    "created", start_workflow_operation=start, result_type=EnrollmentView, rpc_timeout=RPC_TIMEOUT
+                view = cast(
+                    EnrollmentView,
+                    await self.client.execute_update_with_start_workflow(
+                        EnrollmentWorkflow.created, start_workflow_operation=start, rpc_timeout=RPC_TIMEOUT
+                    ),
                 )
         except WorkflowUpdateFailedError as err:
             raise refusal_from(err) from err
@@ -237,21 +268,27 @@ class EnrollmentService:
             return existing, False
         return view, True
 
-    async def _update(self, enrollment_id: str, action: EnrollmentAction, update: str, arg: object) -> EnrollmentView:
+    async def _update(
+        self,
+        enrollment_id: str,
+        action: EnrollmentAction,
+        update: Update[EnrollmentWorkflow, A, EnrollmentView],
+        arg: A,
+    ) -> EnrollmentView:
         """Ask the status machine first (fast, and right for finished runs), then the workflow, which decides."""
         current = await self.get(enrollment_id)
         refusal = enrollment_refusal(current.status, action)
         if refusal:
             raise Conflict(refusal)
-        return await run_update(self.client, enrollment_workflow_id(enrollment_id), update, arg, EnrollmentView)
+        return await run_update(self.client, enrollment_workflow_id(enrollment_id), update, arg)
 
     async def resend(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
         action = CsmAction(actor=actor, audit_note=check_note(audit_note))
-        return await self._update(enrollment_id, EnrollmentAction.resend, "resend", action)
+        return await self._update(enrollment_id, EnrollmentAction.resend, EnrollmentWorkflow.resend, action)
 
     async def cancel(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
         action = CsmAction(actor=actor, audit_note=check_note(audit_note))
-        return await self._update(enrollment_id, EnrollmentAction.cancel, "cancel", action)
+        return await self._update(enrollment_id, EnrollmentAction.cancel, EnrollmentWorkflow.cancel, action)
 
     async def edit(
         self, enrollment_id: str, actor: Actor, changes: Mapping[str, Any], *, send_invitation: bool = True
@@ -260,28 +297,25 @@ class EnrollmentService:
         changes = dict(changes)
         note = check_note(changes.pop("audit_note", None))
         current = await self.get(enrollment_id)
-        merged = {**current.model_dump(mode="json", include=set(ACCOUNT_FIELDS)), **changes}
-        if merged.get("display_users_purchased") in (False, "no", "false") and "users_purchased" not in changes:
-            merged["users_purchased"] = None
-        fields, errors = check_account_fields(merged, today=datetime.now(UTC).date(), free_mail=self.settings.free_mail)
+        fields, errors = edited_fields(current, changes, free_mail=self.settings.free_mail)
         if errors:
             raise InvalidInput(errors)
         assert fields is not None
         await check_reseller(self.url, fields.reseller_account_id)
         edit = EditEnrollment(actor=actor, fields=fields, audit_note=note, send_invitation=send_invitation)
-        return await self._update(enrollment_id, EnrollmentAction.edit, "edit", edit)
+        return await self._update(enrollment_id, EnrollmentAction.edit, EnrollmentWorkflow.edit, edit)
 
     async def start_review(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
         action = ReviewAction(actor=actor, audit_note=check_note(audit_note))
-        return await self._update(enrollment_id, EnrollmentAction.start_review, "start_review", action)
+        return await self._update(enrollment_id, EnrollmentAction.start_review, EnrollmentWorkflow.start_review, action)
 
     async def approve(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
         action = ReviewAction(actor=actor, audit_note=check_note(audit_note))
-        return await self._update(enrollment_id, EnrollmentAction.approve, "approve", action)
+        return await self._update(enrollment_id, EnrollmentAction.approve, EnrollmentWorkflow.approve, action)
 
     async def reject(self, enrollment_id: str, actor: Actor, audit_note: object, reason: object) -> EnrollmentView:
         action = ReviewAction(actor=actor, audit_note=check_note(audit_note), reason=check_note(reason, "reason"))
-        return await self._update(enrollment_id, EnrollmentAction.reject, "reject", action)
+        return await self._update(enrollment_id, EnrollmentAction.reject, EnrollmentWorkflow.reject, action)
 
     async def open_form(self, token: str) -> tuple[EnrollmentView, int]:
         """The enrollment a live form link opens; its workflow is told on the link's first open only."""
@@ -293,12 +327,12 @@ class EnrollmentService:
 
     async def _opened(self, enrollment_id: str, version: int) -> None:
         """The timeline entry is a courtesy: the form opens at once whether or not Temporal hears of it."""
-        handle = self.client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
+        handle = self.client.get_workflow_handle_for(EnrollmentWorkflow.run, enrollment_workflow_id(enrollment_id))
         signal = LinkRequest(enrollment_id=enrollment_id, link_version=version)
         with contextlib.suppress(TimeoutError, Unavailable, RPCError):
             async with asyncio.timeout(COURTESY_TIMEOUT.total_seconds()):
                 with unavailable_when_down():
-                    await handle.signal("opened", signal, rpc_timeout=COURTESY_TIMEOUT)
+                    await handle.signal(EnrollmentWorkflow.opened, signal, rpc_timeout=COURTESY_TIMEOUT)
 
     async def submit_form(self, token: str, raw: Mapping[str, Any], *, source: str | None = None) -> EnrollmentView:
         """The contact's form: checked, then handed to the workflow, which accepts it only once."""
@@ -307,12 +341,13 @@ class EnrollmentService:
         if errors:
             raise InvalidInput(errors)
         assert form is not None
-        handle = self.client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
+        handle = self.client.get_workflow_handle_for(EnrollmentWorkflow.run, enrollment_workflow_id(enrollment_id))
         submission = SubmitForm(link_version=version, form=form, source=source)
         try:
             with unavailable_when_down():
-                view: EnrollmentView = await handle.execute_update(
-                    "submit_form", submission, result_type=EnrollmentView, rpc_timeout=RPC_TIMEOUT
+                view = cast(
+                    EnrollmentView,
+                    await handle.execute_update(EnrollmentWorkflow.submit_form, submission, rpc_timeout=RPC_TIMEOUT),
                 )
         except WorkflowUpdateFailedError as err:  # refused: the link was used, replaced or has expired
             raise Gone(DEAD_LINK) from err

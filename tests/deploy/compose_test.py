@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from domain.settings import Settings
-from domain.temporal_names import SEARCH_ATTRIBUTES, TASK_QUEUE
+from workflows.names import SEARCH_ATTRIBUTES, TASK_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from domain.temporal_names import SEARCH_ATTRIBUTES
 from starter.dev.mailsink import list_messages
+from workflows.names import SEARCH_ATTRIBUTES
 
 REPO = Path(__file__).resolve().parents[2]
 PORTS = {7233: "Temporal", 8233: "Temporal UI", 8000: "API", 1025: "mail sink"}

@@ -21,7 +21,6 @@ from temporalio.service import RPCError
 
 from domain.models import Role
 from domain.settings import Settings
-from domain.temporal_names import SEARCH_ATTRIBUTES
 from starter.app import create_app
 from starter.dev.mailsink import MailSink, list_messages
 from starter.portal.session import CSRF_FIELD, new_session, write_session
@@ -32,6 +31,7 @@ from tests.conftest import binary
 from tests.integration.conftest import VALID
 from tests.support import make_settings
 from worker import build_worker
+from workflows.names import SEARCH_ATTRIBUTES
 
 READY_WITHIN = 60.0
 FORM = {

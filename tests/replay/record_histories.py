@@ -43,6 +43,7 @@ from tests.workflows import account_test, enrollment_test
 from tests.workflows.enrollment_test import CSM, FIELDS, FORM, REVIEWER
 from workflows.account import MemberAccountWorkflow
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.names import account_workflow_id, enrollment_workflow_id
 
 HERE = Path(__file__).parent / "histories"
 DAY = 86_400.0
@@ -194,7 +195,7 @@ def enrollment_starter(
         EnrollmentInput(
             enrollment_id=enrollment_id, fields=FIELDS, created_by=CSM, schedule=SCHEDULE, history_limit=history_limit
         ),
-        id=f"enrollment-{enrollment_id}",
+        id=enrollment_workflow_id(enrollment_id),
         task_queue=task_queue,
     )
 
@@ -213,7 +214,7 @@ async def account_starter(env: WorkflowEnvironment, task_queue: str) -> Workflow
             service_start_date=today,
             warning_offsets=SCHEDULE.warning_offsets,
         ),
-        id=f"account-{account_id}",
+        id=account_workflow_id(account_id),
         task_queue=task_queue,
     )
 

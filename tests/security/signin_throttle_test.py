@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from domain.models import Role
 from store import users
 from store.db import transaction
-from store.enrollments import now
+from store.paging import now
 from store.tables import SignInThrottle
 from tests.integration.conftest import Stack
 from tests.security.conftest import PASSWORD, portal_session

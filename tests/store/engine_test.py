@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from store.db import transaction
-from store.enrollments import now
+from store.paging import now
 from store.tables import User
 
 EMAIL = "jordan.private.person@customer.example"

@@ -18,15 +18,13 @@ from domain.models import (
     TimelineEvent,
 )
 from store.enrollments import (
-    BadCursor,
     OrganizationTaken,
-    decode_cursor,
-    encode_cursor,
     find_claim,
     get_enrollment,
     list_enrollments,
     record_enrollment,
 )
+from store.paging import NEWEST, BadCursor, Position, decode_cursor, encode_cursor, instant
 
 S = EnrollmentStatus
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -337,6 +335,11 @@ async def test_an_empty_list(database_url: str) -> None:
     assert await list_enrollments(database_url) == ([], None)
 
 
+def raw_cursor(*parts: object) -> str:
+    """A cursor laid out as the store lays its own out, holding whatever `parts` are."""
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "cursor",
     [
@@ -347,6 +350,12 @@ async def test_an_empty_list(database_url: str) -> None:
         base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00", "e1"]).encode()).decode(),  # no time zone
         base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", 5]).encode()).decode(),
         base64.urlsafe_b64encode(json.dumps(["yesterday", "e1"]).encode()).decode(),
+        raw_cursor(NEWEST, "after", "2026-01-01T00:00:00", "e1"),  # no time zone
+        raw_cursor(NEWEST, "after", "2026-01-01T00:00:00+00:00", 5),
+        raw_cursor(NEWEST, "after", "yesterday", "e1"),
+        raw_cursor(NEWEST, "before", "2026-01-01T00:00:00+00:00", "e1"),  # these lists only walk on
+        raw_cursor("organization", "after", "2026-01-01T00:00:00+00:00", "e1"),  # another list's order
+        raw_cursor(NEWEST, "after", "2026-01-01T00:00:00+00:00", "e1", "extra"),
         base64.urlsafe_b64encode(json.dumps({"at": 1}).encode()).decode(),
         base64.urlsafe_b64encode(json.dumps(None).encode()).decode(),
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
@@ -360,18 +369,26 @@ async def test_a_garbage_cursor_is_refused(database_url: str, cursor: str) -> No
 
 def test_a_cursor_round_trips() -> None:
     at = datetime(2026, 11, 25, 13, 45, 1, 123456, tzinfo=UTC)
-    assert decode_cursor(encode_cursor(at, "e-42")) == (at, "e-42")
+    assert decode_cursor(encode_cursor(NEWEST, at, "e-42"), NEWEST, instant) == Position(at, "e-42")
+    back = encode_cursor("organization", "acme widgets ltd", "e-42", before=True)
+    assert decode_cursor(back, "organization", str, both_ways=True) == Position("acme widgets ltd", "e-42", True)
+
+
+async def test_a_garbage_cursor_is_refused_with_the_message_the_api_answers(database_url: str) -> None:
+    with pytest.raises(BadCursor, match=r"^cursor is not one this API returned$"):
+        await list_enrollments(database_url, cursor="garbage")
 
 
 @settings(max_examples=200, deadline=None, database=None, derandomize=True)
 @given(st.text(max_size=80))
 def test_any_cursor_decodes_or_is_refused(cursor: str) -> None:
     try:
-        at, row_id = decode_cursor(cursor)
+        stop = decode_cursor(cursor, NEWEST, instant)
     except BadCursor:
         return
-    assert at.tzinfo is not None
-    assert isinstance(row_id, str)
+    assert stop.key.tzinfo is not None
+    assert isinstance(stop.row_id, str)
+    assert not stop.before
 
 
 async def test_times_come_back_as_the_same_instant(database_url: str) -> None:

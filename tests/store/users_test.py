@@ -9,7 +9,7 @@ from sqlalchemy import text, update
 
 from domain.models import Role
 from store.db import transaction
-from store.enrollments import now
+from store.paging import now
 from store.tables import ApiToken, User
 from store.users import (
     UserError,

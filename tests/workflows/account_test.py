@@ -30,6 +30,7 @@ from domain.models import (
 )
 from tests.workflows.enrollment_test import CSM, FIELDS, FORM, REVIEWER
 from workflows.account import MemberAccountWorkflow
+from workflows.names import account_workflow_id
 
 DAY = 86_400.0
 WARNINGS = [30 * DAY, 7 * DAY, 1 * DAY]
@@ -86,7 +87,7 @@ class Run:
                 service_start_date=today,
                 warning_offsets=WARNINGS,
             ),
-            id=f"account-{account_id}",
+            id=account_workflow_id(account_id),
             task_queue=self.task_queue,
         )
         return handle

@@ -39,6 +39,7 @@ from domain.models import (
 )
 from worker import WORKFLOW_FAILURE_TYPES
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.names import enrollment_workflow_id
 
 DAY = 86_400.0
 CSM = Actor(user_id="u1", email="csm@provider.example", kind="csm")
@@ -170,7 +171,7 @@ class Run:
                 schedule=schedule,
                 history_limit=history_limit,
             ),
-            id=f"enrollment-{enrollment_id}",
+            id=enrollment_workflow_id(enrollment_id),
             task_queue=self.task_queue,
         )
         return handle

@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from domain.access import STAFF
 from domain.models import AccountStatus, AccountView, FieldError, MemberType, Role
-from starter.api.routes.enrollments import CHANGE_RESPONSES, json_object
-from starter.api.schemas import Detail
+from starter.api.body import JsonBodyRoute
+from starter.api.routes.enrollments import BODY_RESPONSES, CHANGE_RESPONSES
+from starter.api.schemas import AccountEdit, AuditNote, Detail, UsageCount, UsersPurchasedOrder
 from starter.deps import (
     AccountEditor,
     AccountManager,
@@ -30,9 +31,10 @@ from starter.deps import (
 )
 from starter.services.accounts import AccountSummary, Rollup
 from starter.services.enrollments import InvalidInput, NotFound
-from store.enrollments import BadCursor
+from store.paging import BadCursor
 
-router = APIRouter(prefix="/api/accounts", tags=["accounts"])
+router = APIRouter(prefix="/api/accounts", tags=["accounts"], route_class=JsonBodyRoute)
+BODY_CHANGE_RESPONSES = {**BODY_RESPONSES, **CHANGE_RESPONSES}
 
 
 class AccountPage(BaseModel):
@@ -111,43 +113,36 @@ async def reseller_rollup(
     return await visible_rollup(reader, user, account_id, limit=limit, cursor=cursor)
 
 
-@router.post("/{account_id}/users-purchased", response_model=AccountView, responses=CHANGE_RESPONSES)
+@router.post("/{account_id}/users-purchased", response_model=AccountView, responses=BODY_CHANGE_RESPONSES)
 async def add_users_purchased(
-    account_id: str, request: Request, user: AccountEditor, service: AccountServiceDep
+    account_id: str, body: UsersPurchasedOrder, user: AccountEditor, service: AccountServiceDep
 ) -> AccountView:
     """Add an order to the cumulative total (`{"add": 100, "audit_note": ...}`: 1,000 + 100 = 1,100)."""
-    body = await json_object(request)
-    return await service.add_users_purchased(account_id, actor_of(user), body.get("add"), body.get("audit_note"))
+    return await service.add_users_purchased(account_id, actor_of(user), body.add, body.audit_note)
 
 
-@router.post("/{account_id}/usage", response_model=AccountView, responses=CHANGE_RESPONSES)
-async def report_usage(account_id: str, request: Request, user: Metering, service: AccountServiceDep) -> AccountView:
+@router.post("/{account_id}/usage", response_model=AccountView, responses=BODY_CHANGE_RESPONSES)
+async def report_usage(account_id: str, body: UsageCount, user: Metering, service: AccountServiceDep) -> AccountView:
     """Existing users as metered (`{"users_existing": n, "reported_at": optional ISO time}`)."""
-    body = await json_object(request)
-    return await service.report_usage(account_id, body.get("users_existing"), body.get("reported_at"))
+    return await service.report_usage(account_id, body.users_existing, body.reported_at)
 
 
-@router.patch("/{account_id}", response_model=AccountView, responses=CHANGE_RESPONSES)
+@router.patch("/{account_id}", response_model=AccountView, responses=BODY_CHANGE_RESPONSES)
 async def edit_account(
-    account_id: str, request: Request, user: AccountEditor, service: AccountServiceDep
+    account_id: str, body: AccountEdit, user: AccountEditor, service: AccountServiceDep
 ) -> AccountView:
     """Change the service end date (extending it revives an Expired account) or Display Users Purchased."""
-    body = await json_object(request)
-    return await service.edit(account_id, actor_of(user), body)
+    return await service.edit(account_id, actor_of(user), body.model_dump(exclude_unset=True))
 
 
-@router.post("/{account_id}/suspend", response_model=AccountView, responses=CHANGE_RESPONSES)
-async def suspend(account_id: str, request: Request, user: AccountManager, service: AccountServiceDep) -> AccountView:
-    body = await json_object(request)
-    return await service.suspend(account_id, actor_of(user), body.get("audit_note"))
+@router.post("/{account_id}/suspend", response_model=AccountView, responses=BODY_CHANGE_RESPONSES)
+async def suspend(account_id: str, body: AuditNote, user: AccountManager, service: AccountServiceDep) -> AccountView:
+    return await service.suspend(account_id, actor_of(user), body.audit_note)
 
 
-@router.post("/{account_id}/reactivate", response_model=AccountView, responses=CHANGE_RESPONSES)
-async def reactivate(
-    account_id: str, request: Request, user: AccountManager, service: AccountServiceDep
-) -> AccountView:
-    body = await json_object(request)
-    return await service.reactivate(account_id, actor_of(user), body.get("audit_note"))
+@router.post("/{account_id}/reactivate", response_model=AccountView, responses=BODY_CHANGE_RESPONSES)
+async def reactivate(account_id: str, body: AuditNote, user: AccountManager, service: AccountServiceDep) -> AccountView:
+    return await service.reactivate(account_id, actor_of(user), body.audit_note)
 
 
 @router.delete("/{account_id}", response_model=AccountView, responses=CHANGE_RESPONSES)

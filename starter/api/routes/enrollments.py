@@ -2,67 +2,58 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from domain.models import EnrollmentStatus, FieldError, MemberType
+from starter.api.body import JsonBodyRoute
 from starter.api.schemas import (
     AuditNote,
     Detail,
+    EnrollmentCreate,
     EnrollmentItem,
     EnrollmentOut,
     EnrollmentPage,
     EnrollmentPatch,
     ErrorList,
     Rejection,
-    body_schema,
-    create_body_schema,
+    ResendNote,
 )
 from starter.deps import Creator, Reviewer, ServiceDep, Staff, actor_of
 from starter.services.enrollments import InvalidInput
-from store.enrollments import BadCursor
+from store.paging import BadCursor
 
-router = APIRouter(prefix="/api/enrollments", tags=["enrollments"])
+router = APIRouter(prefix="/api/enrollments", tags=["enrollments"], route_class=JsonBodyRoute)
 # What a change through the workflow may answer besides its result: refused, or Temporal out of reach.
 CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": Detail},
     503: {"model": Detail, "description": "The workflow service is unreachable or did not answer in time."},
 }
 
-
-async def json_object(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
-    """The request body as a JSON object, or a 422 that says what is wrong with it."""
-    raw = await request.body()
-    if empty_ok and not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, absurd nesting, a 5,000-digit number
-        raise InvalidInput([FieldError(field="body", message=f"is not valid JSON ({exc})")]) from exc
-    if not isinstance(body, dict):
-        raise InvalidInput([FieldError(field="body", message="must be a JSON object with the enrollment's fields")])
-    return body
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {422: {"model": ErrorList}}
+"""A bad body: every bad field named (`starter.api.body`)."""
+NO_NOTE = ResendNote()
+"""A resend sent without a body."""
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=EnrollmentOut,
-    openapi_extra=create_body_schema(),
-    responses={422: {"model": ErrorList}, **CHANGE_RESPONSES, 403: {"model": Detail}},
+    responses={**BODY_RESPONSES, **CHANGE_RESPONSES, 403: {"model": Detail}},
 )
 async def create_enrollment(
-    request: Request,
+    body: EnrollmentCreate,
     response: Response,
     user: Creator,
     service: ServiceDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> EnrollmentOut:
     """Create a member account: starts its enrollment, which emails the corporate contact a form link."""
-    body = await json_object(request)
-    view, created = await service.create(body, actor_of(user), user_id=user.id, idempotency_key=idempotency_key)
+    view, created = await service.create(
+        body.fields(), actor_of(user), user_id=user.id, idempotency_key=idempotency_key
+    )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return EnrollmentOut.of(view)
@@ -96,30 +87,28 @@ async def get_enrollment(enrollment_id: str, user: Staff, service: ServiceDep) -
 @router.patch(
     "/{enrollment_id}",
     response_model=EnrollmentOut,
-    openapi_extra=body_schema(EnrollmentPatch),
-    responses={422: {"model": ErrorList}, **CHANGE_RESPONSES, 404: {"model": Detail}},
+    responses={**BODY_RESPONSES, **CHANGE_RESPONSES, 404: {"model": Detail}},
 )
-async def edit_enrollment(enrollment_id: str, request: Request, user: Creator, service: ServiceDep) -> EnrollmentOut:
+async def edit_enrollment(
+    enrollment_id: str, body: EnrollmentPatch, user: Creator, service: ServiceDep
+) -> EnrollmentOut:
     """Change fields, with a required `audit_note`. A changed contact email rotates the form link and invites
     the new address (unless `"send_invitation": false`); refused with 409 once review has begun."""
-    body = await json_object(request)
-    send = body.pop("send_invitation", True)
-    if not isinstance(send, bool):
-        raise InvalidInput([FieldError(field="send_invitation", message="must be true or false")])
-    return EnrollmentOut.of(await service.edit(enrollment_id, actor_of(user), body, send_invitation=send))
+    changes = {**body.changes(), "audit_note": body.audit_note}
+    view = await service.edit(enrollment_id, actor_of(user), changes, send_invitation=body.send_invitation)
+    return EnrollmentOut.of(view)
 
 
 @router.post(
     "/{enrollment_id}/resend",
     response_model=EnrollmentOut,
-    responses=CHANGE_RESPONSES,
-    openapi_extra=body_schema(AuditNote, required=False),
+    responses={**BODY_RESPONSES, **CHANGE_RESPONSES},
 )
-async def resend_invitation(enrollment_id: str, request: Request, user: Creator, service: ServiceDep) -> EnrollmentOut:
+async def resend_invitation(
+    enrollment_id: str, user: Creator, service: ServiceDep, body: ResendNote = NO_NOTE
+) -> EnrollmentOut:
     """A new form link (the old one dies) and a fresh deadline; revives an Expired enrollment to New."""
-    body = await json_object(request, empty_ok=True)
-    note = body.get("audit_note") or "invitation resent"
-    return EnrollmentOut.of(await service.resend(enrollment_id, actor_of(user), note))
+    return EnrollmentOut.of(await service.resend(enrollment_id, actor_of(user), body.audit_note))
 
 
 @router.delete("/{enrollment_id}", response_model=EnrollmentOut, responses=CHANGE_RESPONSES)
@@ -133,35 +122,29 @@ async def delete_enrollment(
 @router.post(
     "/{enrollment_id}/review/start",
     response_model=EnrollmentOut,
-    responses=CHANGE_RESPONSES,
-    openapi_extra=body_schema(AuditNote),
+    responses={**BODY_RESPONSES, **CHANGE_RESPONSES},
 )
-async def start_review(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
+async def start_review(enrollment_id: str, body: AuditNote, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
     """Pending Review → In Review; edits and delete are locked from now on."""
-    body = await json_object(request)
-    return EnrollmentOut.of(await service.start_review(enrollment_id, actor_of(user), body.get("audit_note")))
+    return EnrollmentOut.of(await service.start_review(enrollment_id, actor_of(user), body.audit_note))
 
 
 @router.post(
     "/{enrollment_id}/review/approve",
     response_model=EnrollmentOut,
-    responses=CHANGE_RESPONSES,
-    openapi_extra=body_schema(AuditNote),
+    responses={**BODY_RESPONSES, **CHANGE_RESPONSES},
 )
-async def approve(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
+async def approve(enrollment_id: str, body: AuditNote, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
     """In Review → Approved: the member account starts (Active) and the contacts get a welcome."""
-    body = await json_object(request)
-    return EnrollmentOut.of(await service.approve(enrollment_id, actor_of(user), body.get("audit_note")))
+    return EnrollmentOut.of(await service.approve(enrollment_id, actor_of(user), body.audit_note))
 
 
 @router.post(
     "/{enrollment_id}/review/reject",
     response_model=EnrollmentOut,
-    responses=CHANGE_RESPONSES,
-    openapi_extra=body_schema(Rejection),
+    responses={**BODY_RESPONSES, **CHANGE_RESPONSES},
 )
-async def reject(enrollment_id: str, request: Request, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
+async def reject(enrollment_id: str, body: Rejection, user: Reviewer, service: ServiceDep) -> EnrollmentOut:
     """In Review → Rejected, with a `reason` the contact is told."""
-    body = await json_object(request)
-    view = await service.reject(enrollment_id, actor_of(user), body.get("audit_note"), body.get("reason"))
+    view = await service.reject(enrollment_id, actor_of(user), body.audit_note, body.reason)
     return EnrollmentOut.of(view)

@@ -17,15 +17,15 @@ from fastapi.responses import HTMLResponse, Response
 from domain.access import STAFF
 from domain.models import AccountStatus, AccountView, MemberType, Role
 from domain.settings import Settings
-from domain.temporal_names import account_workflow_id
 from starter.deps import AccountReaderDep, SettingsDep, visible, visible_rollup
 from starter.portal.account_changes import actions_for
 from starter.portal.common import PortalRoute, choice, day, page
 from starter.portal.session import PortalStaff, PortalUser
 from starter.services.accounts import AccountReader
 from starter.services.enrollments import InvalidInput, NotFound
-from store.enrollments import BadCursor
+from store.paging import BadCursor
 from store.tables import User
+from workflows.names import account_workflow_id
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 PAGE_SIZE = 50

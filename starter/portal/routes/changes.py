@@ -13,7 +13,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.models import EnrollmentStatus, EnrollmentView
-from domain.rules import ACCOUNT_FIELDS, check_account_fields
 from domain.status import EnrollmentAction, enrollment_refusal
 from starter.deps import ServiceDep, SettingsDep, actor_of
 from starter.portal.common import (
@@ -27,7 +26,7 @@ from starter.portal.common import (
 )
 from starter.portal.routes.create import ERROR_TARGETS, account_fields_of
 from starter.portal.session import PortalCreator
-from starter.services.enrollments import Conflict, InvalidInput, Unavailable, check_note
+from starter.services.enrollments import Conflict, InvalidInput, Unavailable, check_note, edited_fields
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 
@@ -68,11 +67,9 @@ async def edit_form(request: Request, enrollment_id: str, user: PortalCreator, s
 def check_edit(
     view: EnrollmentView, changes: dict[str, str], note: str | None, free_mail: frozenset[str]
 ) -> tuple[dict[str, str], bool]:
-    """Every problem with an edit before anything is asked or sent: (errors by field, contact email changed)."""
-    merged: dict[str, Any] = {**view.model_dump(mode="json", include=set(ACCOUNT_FIELDS)), **changes}
-    if merged.get("display_users_purchased") == "no" and "users_purchased" not in changes:
-        merged["users_purchased"] = None
-    fields, problems = check_account_fields(merged, today=datetime.now(UTC).date(), free_mail=free_mail)
+    """Every problem with an edit before anything is asked or sent: (errors by field, contact email changed).
+    The fields are merged and checked as the service will (`edited_fields`)."""
+    fields, problems = edited_fields(view, changes, free_mail=free_mail)
     errors = {e.field: e.message for e in problems}
     try:
         check_note(note)

@@ -21,7 +21,8 @@ from starter.security import request_source
 from starter.services.enrollments import DEAD_LINK, UNKNOWN_LINK, Gone, InvalidInput, NotFound, Unavailable
 
 router = APIRouter(prefix="/enroll", include_in_schema=False)
-PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+# Kept out of caches and search engines (the security headers, no referrer among them, come from the middleware).
+PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 TOO_MANY_FROM_ADDRESS = "There were too many requests from your network in a short time. Wait a minute and try again."
 TOO_MANY_SUBMITS = (
     "This form was sent too many times in the last hour. Wait a while and try again, or ask your representative "

@@ -11,14 +11,14 @@ from domain.access import CREATORS, REVIEWERS
 from domain.models import EnrollmentStatus, EnrollmentView, MemberType
 from domain.settings import Settings
 from domain.status import EnrollmentAction, enrollment_allows
-from domain.temporal_names import enrollment_workflow_id
 from starter.deps import SettingsDep
 from starter.portal.common import PortalRoute, choice, done_message, enrollment_or_404, page
 from starter.portal.session import PortalStaff
 from store import outbox
-from store.enrollments import BadCursor
+from store.paging import BadCursor
 from store.portal import SORT_LABELS, EnrollmentRow, Sort, enrollment_page
 from store.tables import User
+from workflows.names import enrollment_workflow_id
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 PAGE_SIZE = 50

@@ -21,7 +21,7 @@ from starter.portal.common import (
 )
 from starter.portal.session import PortalReviewer
 from starter.services.enrollments import InvalidInput
-from store.enrollments import BadCursor
+from store.paging import BadCursor
 from store.portal import Sort, enrollment_page
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
