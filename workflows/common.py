@@ -17,6 +17,10 @@ with workflow.unsafe.imports_passed_through():
 
 BEST_EFFORT_MAIL = "best-effort-mail"
 """The patch that took email off the process's critical path: runs started before it keep their old shape."""
+LEAN_STORE_WRITES = "lean-store-writes"
+"""The patch that made the create's check and first write (validate, persist) local activities and stopped
+upserting search attributes that did not change: a create answers after one workflow task instead of three.
+Runs started before it keep their old shape."""
 RECORD_TIMEOUT = timedelta(seconds=30)
 EMAIL_TIMEOUT = timedelta(seconds=90)
 # Transient failures (store locked, SMTP down) retry for as long as it takes, backing off to a minute.

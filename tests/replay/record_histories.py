@@ -143,6 +143,9 @@ ENROLLMENT_SCENARIOS: dict[str, Scenario] = {
     "enrollment-submitted-rejected": submitted_and_rejected,
     "enrollment-mail-bounced-fixed-approved": bounced_fixed_approved,
     "enrollment-mail-continued-as-new": continued_as_new,
+    # Recorded after LEAN_STORE_WRITES: validate and persist as local activities, unchanged attributes not upserted.
+    "enrollment-lean-bounced-fixed-approved": bounced_fixed_approved,
+    "enrollment-lean-expired-then-revived": expired_then_revived,
 }
 ACCOUNT_SCENARIOS: dict[str, Scenario] = {
     "account-lifecycle": account_lifecycle,
