@@ -1,8 +1,9 @@
-"""How fast the Member Account Enrollments table is at 100,000 enrollments: `make bench`.
+"""The Member Account Enrollments table stays flat from 1,000 to 100,000 enrollments: `make bench`.
 
-Seeds a fresh SQLite store (and PostgreSQL with --postgres URL) with N enrollments, then times the pages the
-portal and API serve: the first page, a page 1,000 pages deep (keyset), a status filter, a type filter with
-an organization sort, and a name search. Prints median and worst milliseconds per query, and peak memory.
+Seeds a fresh SQLite store (and a fresh PostgreSQL database with --postgres URL) with 1,000 enrollments and
+times the pages the portal and API serve — the first page, page 10 (keyset), a status filter, a type filter
+sorted by organization, two name searches — then seeds up to 100,000 and times them again. Each must take at
+most 1.3× its time at 1,000 (✓/✗; exit status 1 if any is ✗). Also prints page 1,000 and peak memory.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -19,14 +21,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
+from bench.common import fresh_postgres, target
 from domain.models import EnrollmentStatus, MemberType
 from domain.rules import organization_key
-from store.db import dispose_all, transaction
+from store.db import dispose_all, engine_for, transaction
 from store.enrollments import list_enrollments
 from store.migrate import upgrade_to_head
+from store.paging import organization_search
 from store.portal import Sort, enrollment_page
 from store.tables import Enrollment
 
@@ -45,6 +48,7 @@ WORDS = [
     "Aperture",
     "Vandelay",
 ]
+RATIO_TARGET = 1.3
 SUFFIXES = ["Ltd", "GmbH", "LLC", "Inc", "SA", "BV", "Oy", "AB"]
 
 
@@ -82,23 +86,23 @@ def rows(count: int) -> list[dict[str, Any]]:
     return out
 
 
-async def seed(url: str, count: int) -> float:
+async def seed(url: str, data: list[dict[str, Any]]) -> float:
     started = time.perf_counter()
-    data = rows(count)
-    for chunk in range(0, count, 5_000):
+    for chunk in range(0, len(data), 5_000):
         async with transaction(url) as session:
             await session.execute(insert(Enrollment), data[chunk : chunk + 5_000])
     return time.perf_counter() - started
 
 
-async def timed(label: str, query: Callable[[], Awaitable[object]], repeat: int = 30) -> None:
-    await query()  # warm the caches once
+async def timed(query: Callable[[], Awaitable[object]], repeat: int = 30) -> float:
+    """Median milliseconds of `query`, after one run to warm the caches."""
+    await query()
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
         await query()
         samples.append((time.perf_counter() - started) * 1000)
-    print(f"  {label:<44} median {statistics.median(samples):7.2f} ms   worst {max(samples):7.2f} ms")
+    return statistics.median(samples)
 
 
 async def deep_cursor(url: str, pages: int) -> str | None:
@@ -109,46 +113,80 @@ async def deep_cursor(url: str, pages: int) -> str | None:
     return cursor
 
 
-async def bench(url: str, count: int) -> None:
+async def queries(url: str) -> dict[str, float]:
+    page_10 = await deep_cursor(url, 10)
+    return {
+        "first page (newest first)": await timed(lambda: enrollment_page(url, limit=50)),
+        "page 10 (keyset cursor)": await timed(lambda: enrollment_page(url, limit=50, cursor=page_10)),
+        "status = Pending Review": await timed(lambda: enrollment_page(url, status=EnrollmentStatus.pending_review)),
+        "type = reseller, sorted by organization": await timed(
+            lambda: enrollment_page(url, member_type=MemberType.reseller, sort=Sort.organization)
+        ),
+        "search 'globex 42'": await timed(lambda: enrollment_page(url, q="globex 42")),
+        "search 'wonka' (many matches)": await timed(lambda: enrollment_page(url, q="wonka")),
+        "API list, status = New": await timed(lambda: list_enrollments(url, status=EnrollmentStatus.new)),
+    }
+
+
+async def search_plan(url: str) -> str:
+    """The search's query plan, in a few words (SQLite: the FTS5 table; PostgreSQL: the trigram index)."""
+    query = select(Enrollment.id).where(organization_search(url, "globex 42"))
+    async with engine_for(url).connect() as connection:
+        compiled = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+        explain = "EXPLAIN QUERY PLAN" if url.startswith("sqlite") else "EXPLAIN"
+        plan = " ".join(str(row) for row in await connection.exec_driver_sql(f"{explain} {compiled}"))
+    if "VIRTUAL TABLE INDEX" in plan:
+        return "FTS5 trigram table"
+    if "ix_enrollments_organization_key_trgm" in plan:
+        return "pg_trgm GIN index"
+    raise SystemExit(f"the search scans: {plan}")
+
+
+async def bench(url: str, small: int, large: int, label: str) -> bool:
     upgrade_to_head(url)
-    print(f"{url.split(':')[0]}: seeded {count:,} enrollments in {await seed(url, count):.1f} s")
-    deep = await deep_cursor(url, 1_000 if count >= 50_000 else 10)
-    await timed("first page (newest first)", lambda: enrollment_page(url, limit=50))
-    await timed("page 1,000 (keyset cursor)", lambda: enrollment_page(url, limit=50, cursor=deep))
-    await timed("status = Pending Review", lambda: enrollment_page(url, status=EnrollmentStatus.pending_review))
-    await timed(
-        "type = reseller, sorted by organization",
-        lambda: enrollment_page(url, member_type=MemberType.reseller, sort=Sort.organization),
-    )
-    await timed("search 'globex 4242'", lambda: enrollment_page(url, q="globex 4242"), repeat=10)
-    await timed("API list, status = New", lambda: list_enrollments(url, status=EnrollmentStatus.new))
+    data = rows(large)
+    await seed(url, data[:small])
+    at_small = await queries(url)
+    seconds = await seed(url, data[small:])
+    at_large = await queries(url)
+    deep = await deep_cursor(url, 1_000 if large >= 50_000 else 10)
+    page_1000 = await timed(lambda: enrollment_page(url, limit=50, cursor=deep))
+    plan = await search_plan(url)
     await dispose_all()
+    print(f"\nThe enrollments table on {label}: {small:,} rows, then {large:,} (seeded in {seconds:.1f} s)")
+    print(f"  {'query':<44} {small:>9,} rows {large:>9,} rows   ratio")
+    ok = True
+    for name, before in at_small.items():
+        after = at_large[name]
+        ratio = after / before
+        if name.startswith("search"):  # read from the index, so they grow with the matches, not the table
+            print(f"    {name:<40} {before:6.2f} ms {after:9.2f} ms  {ratio:5.2f}×")
+            continue
+        figures = f"{name:<40} {before:6.2f} ms {after:9.2f} ms"
+        ok &= target(figures, f"{ratio:5.2f}× (≤ {RATIO_TARGET}×)", ratio <= RATIO_TARGET)
+    ok &= target("the name search reads an index, not the table", plan, True)
+    print(f"  page 1,000 at {large:,} rows (keyset cursor): {page_1000:.2f} ms")
+    return ok
 
 
-async def reset_postgres(url: str) -> None:
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
-
-
-async def main() -> None:
+async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument(
-        "--postgres", help="also run on this (emptied!) database, e.g. postgresql+asyncpg://postgres@127.0.0.1/test"
+        "--postgres", help="also run on PostgreSQL: a fresh database on this server, dropped afterwards"
     )
     args = parser.parse_args()
     tracemalloc.start()
     with tempfile.TemporaryDirectory() as tmp:
-        await bench(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args.count)
+        ok = await bench(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args.small, args.count, "SQLite")
     if args.postgres:
-        await reset_postgres(args.postgres)
-        await bench(args.postgres, args.count)
+        async with fresh_postgres(args.postgres) as url:
+            ok &= await bench(url, args.small, args.count, "PostgreSQL")
     _, peak = tracemalloc.get_traced_memory()
     print(f"peak Python memory: {peak / 2**20:.0f} MiB")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

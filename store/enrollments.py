@@ -19,7 +19,7 @@ from domain.models import (
 from domain.rules import organization_key
 from domain.status import OPEN_STATUSES
 from store.db import transaction
-from store.paging import escape_like, newest_first, now
+from store.paging import newest_first, now, organization_search
 from store.tables import Enrollment, OrganizationClaim, TimelineEntry
 
 
@@ -159,8 +159,7 @@ async def list_enrollments(
         query = query.where(Enrollment.status == status.value)
     if member_type is not None:
         query = query.where(Enrollment.member_type == member_type)
-    if q:
-        pattern = f"%{escape_like(organization_key(q))}%"
-        query = query.where(Enrollment.organization_key.like(pattern, escape="\\"))
+    if q and q.strip():
+        query = query.where(organization_search(url, q))
     page, next_cursor = await newest_first(url, query, Enrollment, limit=limit, cursor=cursor)
     return [_view(row, []) for row in page], next_cursor

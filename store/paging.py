@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, column, literal, or_, select, table
 
+from domain.rules import organization_key
 from store.db import transaction
 from store.tables import Account, Enrollment
+
+ENROLLMENTS_SEARCH = table("enrollments_search", column("organization_key"), column("id"))
+"""SQLite's FTS5 trigram table over enrollments.organization_key (migration 0004; triggers keep it in step)."""
 
 MAX_PAGE = 200
 """The most rows one page holds, whatever limit is asked."""
@@ -42,6 +46,27 @@ def now() -> datetime:
 def escape_like(text: str) -> str:
     """`text` as a literal inside a LIKE pattern whose escape character is a backslash."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def escape_glob(text: str) -> str:
+    """`text` as a literal inside a GLOB pattern: `*`, `?` and `[` each in a class of their own."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
+
+
+def organization_search(url: str, q: str) -> ColumnElement[bool]:
+    """Enrollments whose organization name contains `q` (compared as organization keys: case, accents'
+    composition and spacing aside), by index: on PostgreSQL the LIKE reads the pg_trgm GIN index; on SQLite the
+    FTS5 trigram table answers the GLOB. A `q` of one or two characters is shorter than a trigram and scans."""
+    key = organization_key(q)
+    if url.startswith("sqlite") and len(key) >= 3:
+        matches = select(ENROLLMENTS_SEARCH.c.id).where(
+            ENROLLMENTS_SEARCH.c.organization_key.op("GLOB")(f"*{escape_glob(key)}*")
+        )
+        return Enrollment.id.in_(matches)
+    # The pattern goes into the statement itself, so PostgreSQL plans each search for its own pattern: a rare one
+    # reads the trigram index, a common one walks the page's order (a prepared plan for "any pattern" does neither).
+    pattern = literal(f"%{escape_like(key)}%", literal_execute=True)
+    return Enrollment.organization_key.like(pattern, escape="\\")
 
 
 def page_size(limit: int) -> int:

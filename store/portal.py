@@ -16,9 +16,8 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from domain.models import EnrollmentStatus, MemberType
-from domain.rules import organization_key
 from store.db import transaction
-from store.paging import Position, decode_cursor, encode_cursor, escape_like, instant, page_size
+from store.paging import Position, decode_cursor, encode_cursor, instant, organization_search, page_size
 from store.tables import Enrollment
 
 
@@ -93,6 +92,7 @@ def _beyond(column: InstrumentedAttribute[Any], value: Any, row_id: str, *, forw
 
 def page_query(
     *,
+    url: str = "",
     status: EnrollmentStatus | None = None,
     member_type: MemberType | None = None,
     q: str | None = None,
@@ -118,7 +118,7 @@ def page_query(
     if member_type is not None:
         query = query.where(Enrollment.member_type == member_type.value)
     if q and q.strip():
-        query = query.where(Enrollment.organization_key.like(f"%{escape_like(organization_key(q))}%", escape="\\"))
+        query = query.where(organization_search(url, q))
     backwards = False
     if cursor:
         stop = _stop(cursor, sort)
@@ -144,7 +144,9 @@ async def enrollment_page(
 ) -> EnrollmentPage:
     """One page of the table; `cursor` is a `next_cursor` or `previous_cursor` of an earlier page."""
     limit = page_size(limit)
-    query, backwards = page_query(status=status, member_type=member_type, q=q, sort=sort, limit=limit, cursor=cursor)
+    query, backwards = page_query(
+        url=url, status=status, member_type=member_type, q=q, sort=sort, limit=limit, cursor=cursor
+    )
     async with transaction(url) as session:
         found = list((await session.execute(query)).all())
     more = len(found) > limit

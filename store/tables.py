@@ -98,6 +98,10 @@ class Enrollment(Base):
         Index("ix_enrollments_created", "created_at", "id"),
         Index("ix_enrollments_status_created", "status", "created_at", "id"),
         Index("ix_enrollments_type_created", "member_type", "created_at", "id"),
+        # The organization sorts, with and without a filter, walk these instead of sorting every match.
+        Index("ix_enrollments_organization", "organization_key", "id"),
+        Index("ix_enrollments_status_organization", "status", "organization_key", "id"),
+        Index("ix_enrollments_type_organization", "member_type", "organization_key", "id"),
     )
 
 
