@@ -24,8 +24,16 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# The benchmarks of docs/performance.md: each prints its targets with ✓ or ✗; all run, then any ✗ fails.
+# Needs 127.0.0.1:7233 and :8233 free (no `make up` running) and PostgreSQL at BENCH_POSTGRES.
+BENCH_POSTGRES ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 bench: $(STAMP)
-	$(BIN)/python -m bench.list_enrollments
+	@failed=0; \
+	$(BIN)/python -m bench.pipeline --postgres $(BENCH_POSTGRES) || failed=1; \
+	$(BIN)/python -m bench.worker_memory || failed=1; \
+	$(BIN)/python -m bench.lifecycle || failed=1; \
+	$(BIN)/python -m bench.list_enrollments --postgres $(BENCH_POSTGRES) || failed=1; \
+	exit $$failed
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -25,6 +25,12 @@ from workflows.enrollment import EnrollmentWorkflow
 # the workflow task forever. (A start input that does not decode never reaches workflow code; the API and
 # CLI check every field before they start a run.)
 WORKFLOW_FAILURE_TYPES: list[type[BaseException]] = [pydantic.ValidationError]
+WORKFLOW_CACHE = 250
+"""Runs the worker keeps in memory between their workflow tasks (the sticky cache; the SDK's default is 1,000).
+A sandboxed run costs about 0.3 MB here; with 400 the worker reached 293 MB at 10,000 waiting, so 250 keep it
+well inside 300 MB however many enrollments wait (`bench/worker_memory.py`). A waiting enrollment wakes days
+apart, and one not cached replays its short history on the next task; a create's runs stay cached for the few
+seconds they are busy."""
 
 
 def compile_workflow_modules() -> None:
@@ -53,6 +59,7 @@ async def build_worker(settings: Settings) -> Worker:
             enrollment.record_account,
         ],
         workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
+        max_cached_workflows=WORKFLOW_CACHE,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

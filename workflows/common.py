@@ -21,6 +21,8 @@ LEAN_STORE_WRITES = "lean-store-writes"
 """The patch that made the create's check and first write (validate, persist) local activities and stopped
 upserting search attributes that did not change: a create answers after one workflow task instead of three.
 Runs started before it keep their old shape."""
+CONTINUING_AS_NEW = "ContinuingAsNew"
+"""The error type of an update turned away while its run hands over to a fresh one: retry it, it lands there."""
 RECORD_TIMEOUT = timedelta(seconds=30)
 EMAIL_TIMEOUT = timedelta(seconds=90)
 # Transient failures (store locked, SMTP down) retry for as long as it takes, backing off to a minute.

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.account import MemberAccountWorkflow
     from workflows.common import (
         BEST_EFFORT_MAIL,
+        CONTINUING_AS_NEW,
         EMAIL_TIMEOUT,
         LEAN_STORE_WRITES,
         RECORD_TIMEOUT,
@@ -123,6 +124,7 @@ class EnrollmentWorkflow:
         self._outbox: list[Mail] = []
         self._sending: tuple[Mail, workflow.ActivityHandle[EmailResult]] | None = None
         self._cancelling = False
+        self._draining = False
 
     @workflow.run
     async def run(self, input: EnrollmentInput) -> EnrollmentView:
@@ -153,7 +155,10 @@ class EnrollmentWorkflow:
         while True:
             if self._v2 and self._view.status in OPEN_STATUSES and self._history_full():
                 # A fresh run carries the enrollment on; the emails queued and the handlers running finish
-                # here first, so nothing is lost and no email is sent twice across the runs.
+                # here first, so nothing is lost and no email is sent twice across the runs. New updates are
+                # turned away meanwhile (the ways in retry them on the fresh run), or a steady stream of them
+                # would keep this run growing.
+                self._draining = self._lean
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
                 workflow.continue_as_new(input.model_copy(update={"state": self._state()}))
             status = self._view.status
@@ -524,9 +529,9 @@ class EnrollmentWorkflow:
             if request.kind == EmailKind.invitation and current:
                 self._invited_version = self._view.link_version
                 self._set(invitation_sent_at=result.sent_at)
-                await self._record("invited", SYSTEM, None)
+                await self._record("invited", SYSTEM, None, local=True)
             elif request.kind == EmailKind.reminder and current:
-                await self._record("reminded", SYSTEM, mail.note)
+                await self._record("reminded", SYSTEM, mail.note, local=True)
             for refusal in result.refused:
                 address, _, reply = refusal.partition(": ")
                 await self._mail_problem(MailProblem(kind=request.kind, recipient=address, reason=reply))
@@ -662,7 +667,14 @@ class EnrollmentWorkflow:
         )
 
     async def _record(
-        self, event: str, actor: Actor, note: str | None, *, persist: bool = False, release_claim: bool = False
+        self,
+        event: str,
+        actor: Actor,
+        note: str | None,
+        *,
+        persist: bool = False,
+        release_claim: bool = False,
+        local: bool = False,
     ) -> None:
         """Add `event` to the timeline and bring the store's row up to the workflow's view (`persist`: the first
         write, which creates the row and claims the organization name)."""
@@ -678,7 +690,7 @@ class EnrollmentWorkflow:
         if persist:
             await self._activity(EnrollmentActivities.persist, record, f"persist-{self._events}")
         else:
-            await self._activity(EnrollmentActivities.record, record, f"record-{self._events}")
+            await self._activity(EnrollmentActivities.record, record, f"record-{self._events}", local=local)
         self._epoch += 1
         self._upsert_attributes()
 
@@ -689,13 +701,14 @@ class EnrollmentWorkflow:
         activity_id: str,
         *,
         timeout: timedelta = RECORD_TIMEOUT,
+        local: bool = False,
     ) -> Result:
         """Run the activity under its explicit id; its result decodes to the method's return type. The store's
         create leg runs as local activities (in the workflow task, no round trip through the task queue).
 
         Only the create leg: the time-skipping test server loses an update that arrives while a local activity
         holds the workflow task open, and email, which can take long, is never local."""
-        if self._lean and activity in CREATE_LEG:
+        if self._lean and (local or activity in CREATE_LEG):
             return await workflow.execute_local_activity_method(
                 activity,
                 arg,
@@ -712,7 +725,14 @@ class EnrollmentWorkflow:
         )
 
     def _require(self, action: EnrollmentAction) -> None:
-        """Refuse `action` with the status machine's sentence when the status does not allow it now (a 409)."""
+        """Refuse `action` with the status machine's sentence when the status does not allow it now (a 409), or,
+        while the run hands over to a fresh one, with `ContinuingAsNew` (the ways in retry it there)."""
+        if self._draining:
+            raise ApplicationError(
+                "This enrollment is moving to a fresh run; try again in a moment.",
+                type=CONTINUING_AS_NEW,
+                non_retryable=True,
+            )
         refuse(enrollment_refusal(self._view.status, action))
 
     def _set(self, **changes: object) -> None:

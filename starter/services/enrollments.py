@@ -51,6 +51,7 @@ from store import accounts as accounts_store
 from store import enrollments as store
 from store import links
 from workflows.client import COURTESY_TIMEOUT, RPC_TIMEOUT
+from workflows.common import CONTINUING_AS_NEW
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.names import ENROLLMENT_STATUS, MEMBER_TYPE, enrollment_workflow_id
 
@@ -156,19 +157,35 @@ Update = UpdateMethodMultiParam[[W, A], Awaitable[R]]
 workflows name their handlers, so the type checker sees each return an awaitable of its result.)"""
 
 
+HANDOVER_RETRIES = 20
+"""How often an update turned away by a run handing over to a fresh one is tried again (about 4 s in all)."""
+
+
 async def run_update(client: Client, workflow_id: str, update: Update[Any, A, R], arg: A) -> R:
-    """Execute `update` with `arg`; a refusal or a finished run becomes the Conflict the user is shown."""
+    """Execute `update` with `arg`; a refusal or a finished run becomes the Conflict the user is shown. An update
+    that arrives while the run continues as new is tried again: it lands on the fresh run."""
     handle = client.get_workflow_handle(workflow_id)
-    try:
-        with unavailable_when_down():
-            result = cast(R, await handle.execute_update(update, arg, rpc_timeout=RPC_TIMEOUT))
-    except WorkflowUpdateFailedError as err:
-        raise refusal_from(err) from err
-    except RPCError as err:
-        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            raise Conflict("This has ended; it can no longer change.") from err
-        raise
-    return result
+    for attempt in range(HANDOVER_RETRIES + 1):
+        try:
+            with unavailable_when_down():
+                return cast(R, await handle.execute_update(update, arg, rpc_timeout=RPC_TIMEOUT))
+        except WorkflowUpdateFailedError as err:
+            if _cause_type(err) == CONTINUING_AS_NEW and attempt < HANDOVER_RETRIES:
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            raise refusal_from(err) from err
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                raise Conflict("This has ended; it can no longer change.") from err
+            raise
+    raise AssertionError("unreachable")
+
+
+def _cause_type(err: WorkflowUpdateFailedError) -> str | None:
+    cause: BaseException | None = err.cause
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = getattr(cause, "cause", None)
+    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 async def check_reseller(url: str, reseller_account_id: str | None) -> None:

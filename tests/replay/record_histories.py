@@ -146,6 +146,7 @@ ENROLLMENT_SCENARIOS: dict[str, Scenario] = {
     # Recorded after LEAN_STORE_WRITES: validate and persist as local activities, unchanged attributes not upserted.
     "enrollment-lean-bounced-fixed-approved": bounced_fixed_approved,
     "enrollment-lean-expired-then-revived": expired_then_revived,
+    "enrollment-lean-continued-as-new": continued_as_new,
 }
 ACCOUNT_SCENARIOS: dict[str, Scenario] = {
     "account-lifecycle": account_lifecycle,

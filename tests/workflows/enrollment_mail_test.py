@@ -17,11 +17,13 @@ from domain.models import (
     EditEnrollment,
     EmailKind,
     EnrollmentStatus,
+    EnrollmentView,
     MailProblem,
     ReviewAction,
     Schedule,
     SubmitForm,
 )
+from starter.services.enrollments import run_update
 from tests.workflows.enrollment_test import (
     CSM,
     DAY,
@@ -34,6 +36,7 @@ from tests.workflows.enrollment_test import (
     update,
     wait_until_invited,
 )
+from workflows.enrollment import EnrollmentWorkflow
 
 USER_UNKNOWN = "550 5.1.1 User unknown"
 __all__ = ["run"]  # the fixture, shared with enrollment_test.py
@@ -171,6 +174,34 @@ async def test_a_resend_racing_the_close_of_the_revival_window_is_refused(run: R
     await sleeper
     assert result.status == EnrollmentStatus.expired
     assert run.fakes.records[-1].view.status == EnrollmentStatus.expired
+
+
+async def test_a_stream_of_updates_cannot_keep_a_run_from_continuing_as_new(run: Run) -> None:
+    """Edits that never pause (each re-links and queues two emails): the run turns new ones away while it hands
+    over, the ways in retry them on the fresh run, every edit lands, and no run grows far past its limit."""
+    limit = 100
+    handle = await run.start(history_limit=limit)
+    await wait_until_invited(handle)
+
+    async def edit(n: int) -> EnrollmentView:
+        changed = FIELDS.model_copy(update={"corporate_contact_email": f"contact{n}@acme.example"})
+        action = EditEnrollment(actor=CSM, fields=changed, audit_note=f"edit {n}")
+        return await run_update(run.env.client, handle.id, EnrollmentWorkflow.edit, action)
+
+    for wave in range(6):
+        await asyncio.gather(*(edit(wave * 10 + n) for n in range(10)))
+    view = await handle.query(EnrollmentWorkflow.status)
+    assert view.corporate_contact_email.startswith("contact5")
+    assert len([e for e in view.timeline if e.event == "edited"]) >= 1
+    lengths, run_id = [], handle.first_execution_run_id or handle.run_id
+    while run_id:
+        history = await run.env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        lengths.append(len(history.events))
+        last = history.events[-1]
+        continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id if continued else None
+    assert len(lengths) > 1, "it continued as new"
+    assert max(lengths) < limit * 2, lengths
 
 
 async def test_a_long_wait_continues_as_new_and_carries_the_enrollment_on(run: Run) -> None:
