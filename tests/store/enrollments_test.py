@@ -260,16 +260,23 @@ async def test_list_filters_by_status_type_and_name(database_url: str) -> None:
     assert items[0].timeline == []
 
 
-async def test_wildcards_in_the_search_are_literal(database_url: str) -> None:
-    names = ["100% Cotton", "1000 Cotton", "A_B Corp", "AxB Corp", "Back\\Slash Ltd", "Backslash Ltd"]
+async def seed_names(url: str, prefix: str, names: list[str]) -> None:
     for i, name in enumerate(names):
-        await record_enrollment(
-            database_url, record(view(f"e{i}", name, created_at=T0 + timedelta(minutes=i)), f"k{i}")
-        )
+        await record_enrollment(url, record(view(f"{prefix}{i}", name, created_at=T0 + timedelta(minutes=i)), f"k{i}"))
+
+
+async def found_names(url: str, q: str) -> list[str]:
+    items, _ = await list_enrollments(url, q=q)
+    return sorted(i.organization_name for i in items)
+
+
+async def test_wildcards_in_the_search_are_literal(database_url: str) -> None:
+    await seed_names(
+        database_url, "e", ["100% Cotton", "1000 Cotton", "A_B Corp", "AxB Corp", "Back\\Slash Ltd", "Backslash Ltd"]
+    )
 
     async def names_for(q: str) -> list[str]:
-        items, _ = await list_enrollments(database_url, q=q)
-        return sorted(i.organization_name for i in items)
+        return await found_names(database_url, q)
 
     assert await names_for("%") == ["100% Cotton"]
     assert await names_for("0% c") == ["100% Cotton"]
@@ -284,14 +291,10 @@ async def test_glob_characters_in_a_search_are_literal_and_a_renamed_organizatio
     database_url: str,
 ) -> None:
     names = ["Star*Power Ltd", "Starlight Power Ltd", "Why?Not Ltd", "WhyNot Ltd", "Brace[s] Ltd", "Braces Ltd"]
-    for i, name in enumerate(names):
-        await record_enrollment(
-            database_url, record(view(f"g{i}", name, created_at=T0 + timedelta(minutes=i)), f"g{i}")
-        )
+    await seed_names(database_url, "g", names)
 
     async def names_for(q: str) -> list[str]:
-        items, _ = await list_enrollments(database_url, q=q)
-        return sorted(i.organization_name for i in items)
+        return await found_names(database_url, q)
 
     assert await names_for("r*p") == ["Star*Power Ltd"]
     assert await names_for("y?n") == ["Why?Not Ltd"]
