@@ -1,8 +1,8 @@
 """The portal's reads: the Member Account Enrollments table, sorted and keyset-paginated both ways.
 
 Each sort walks an index in order (`ix_enrollments_created`, `ix_enrollments_status_created`,
-`ix_enrollments_type_created`, `ix_enrollments_organization_key`), and a page continues from the last row
-it showed, so page 2,000 costs what page 1 does.
+`ix_enrollments_type_created`, `ix_enrollments_organization` and its status and type variants), and a page
+continues from the last row it showed, so page 2,000 costs what page 1 does.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class Enrollment(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(20))
     organization_name: Mapped[str] = mapped_column(String(200))
-    organization_key: Mapped[str] = mapped_column(String(200), index=True)
+    organization_key: Mapped[str] = mapped_column(String(200))
     member_type: Mapped[str] = mapped_column(String(16))
     service_end_date: Mapped[date]
     display_users_purchased: Mapped[bool] = mapped_column(Boolean)

@@ -108,8 +108,9 @@ async def test_filters_and_search_narrow_the_walk(seeded: str) -> None:
         (Sort.oldest, None, "ix_enrollments_created"),
         (Sort.newest, EnrollmentStatus.new, "ix_enrollments_status_created"),
         (Sort.oldest, EnrollmentStatus.pending_review, "ix_enrollments_status_created"),
-        (Sort.organization, None, "ix_enrollments_organization_key"),
-        (Sort.organization_desc, None, "ix_enrollments_organization_key"),
+        (Sort.organization, None, "ix_enrollments_organization"),
+        (Sort.organization_desc, None, "ix_enrollments_organization"),
+        (Sort.organization, EnrollmentStatus.new, "ix_enrollments_status_organization"),
     ],
 )
 async def test_deep_pages_are_read_from_an_index_without_sorting_the_table(

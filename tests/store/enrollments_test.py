@@ -308,7 +308,6 @@ async def test_glob_characters_in_a_search_are_literal_and_a_renamed_organizatio
 
 ORGANIZATION_BTREES = [
     "ix_enrollments_organization",
-    "ix_enrollments_organization_key",
     "ix_enrollments_status_organization",
     "ix_enrollments_type_organization",
 ]

@@ -45,6 +45,7 @@ ORGANIZATION_INDEXES = {
 def upgrade() -> None:
     for name, columns in ORGANIZATION_INDEXES.items():
         op.create_index(name, "enrollments", columns)
+    op.drop_index("ix_enrollments_organization_key", table_name="enrollments")  # (organization_key, id) serves
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -58,6 +59,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.create_index("ix_enrollments_organization_key", "enrollments", ["organization_key"])
     for name in ORGANIZATION_INDEXES:
         op.drop_index(name, table_name="enrollments")
     dialect = op.get_bind().dialect.name
