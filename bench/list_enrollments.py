@@ -91,6 +91,10 @@ async def seed(url: str, data: list[dict[str, Any]]) -> float:
     for chunk in range(0, len(data), 5_000):
         async with transaction(url) as session:
             await session.execute(insert(Enrollment), data[chunk : chunk + 5_000])
+    async with engine_for(url).connect() as connection:
+        # What autovacuum does within a minute of a bulk load: the planner's statistics of the new rows.
+        await connection.exec_driver_sql("ANALYZE enrollments" if not url.startswith("sqlite") else "ANALYZE")
+        await connection.commit()
     return time.perf_counter() - started
 
 
