@@ -25,3 +25,8 @@ REVOKE ALL ON DATABASE temporal_visibility FROM PUBLIC;
 -- role never needs to create extensions.
 \connect temporal_visibility
 CREATE EXTENSION IF NOT EXISTS btree_gin;
+
+-- The store's organization name search reads a pg_trgm index (store migration 0004). pg_trgm is a trusted
+-- extension, so the database owner could create it too; installing it here keeps that off the app's role.
+\connect enroll
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
