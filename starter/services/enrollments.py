@@ -137,12 +137,18 @@ def _duplicate_message(holder: str) -> str:
     )
 
 
-def refusal_from(err: WorkflowUpdateFailedError) -> ServiceError:
-    """Map a refused or failed update to what the user is told."""
+def application_cause(err: WorkflowUpdateFailedError) -> ApplicationError | None:
+    """The ApplicationError the workflow refused or failed the update with, however deep in the chain."""
     cause: BaseException | None = err.cause
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = getattr(cause, "cause", None)
-    if not isinstance(cause, ApplicationError):
+    return cause if isinstance(cause, ApplicationError) else None
+
+
+def refusal_from(err: WorkflowUpdateFailedError) -> ServiceError:
+    """Map a refused or failed update to what the user is told."""
+    cause = application_cause(err)
+    if cause is None:
         return ServiceError(f"The enrollment could not be updated: {err.cause or err}")
     if cause.type == "InvalidEnrollment":
         details = cause.details[0] if cause.details else []
@@ -170,7 +176,8 @@ async def run_update(client: Client, workflow_id: str, update: Update[Any, A, R]
             with unavailable_when_down():
                 return cast(R, await handle.execute_update(update, arg, rpc_timeout=RPC_TIMEOUT))
         except WorkflowUpdateFailedError as err:
-            if _cause_type(err) == CONTINUING_AS_NEW and attempt < HANDOVER_RETRIES:
+            cause = application_cause(err)
+            if cause is not None and cause.type == CONTINUING_AS_NEW and attempt < HANDOVER_RETRIES:
                 await asyncio.sleep(0.05 * (attempt + 1))
                 continue
             raise refusal_from(err) from err
@@ -179,13 +186,6 @@ async def run_update(client: Client, workflow_id: str, update: Update[Any, A, R]
                 raise Conflict("This has ended; it can no longer change.") from err
             raise
     raise AssertionError("unreachable")
-
-
-def _cause_type(err: WorkflowUpdateFailedError) -> str | None:
-    cause: BaseException | None = err.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = getattr(cause, "cause", None)
-    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 async def check_reseller(url: str, reseller_account_id: str | None) -> None:
