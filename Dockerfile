@@ -18,6 +18,7 @@ COPY store ./store
 COPY workflows ./workflows
 COPY activities ./activities
 COPY starter ./starter
+COPY observability ./observability
 COPY worker.py ./
 RUN pip install --no-cache-dir . \
     && rm -rf /src

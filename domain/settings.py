@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     dev_mailbox: bool = False
     payload_key: str | None = None
     embedded: bool = False  # set by `enroll up` for its children: dev mode, where a generated secret will do
+    # Operations (docs/operations.md): the worker's Prometheus endpoint, traces over OTLP, the log format.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    otlp_endpoint: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    # A Temporal cluster behind TLS (mTLS with a client certificate) or Temporal Cloud (an API key).
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: str | None = None
 
     def missing_secret(self) -> str | None:
         """Why this process must not start without ENROLL_SECRET_KEY, or None when it may."""
@@ -86,6 +97,29 @@ class Settings(BaseSettings):
         if parse_duration(value) <= timedelta(0):
             raise ValueError("must be longer than zero")
         return value
+
+    @field_validator("otlp_endpoint", "temporal_api_key", "temporal_tls_server_name")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _client_certificate_pair(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "ENROLL_TEMPORAL_TLS_CERT and ENROLL_TEMPORAL_TLS_KEY go together: set both for mTLS, or neither"
+            )
+        return self
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        """TLS to Temporal: asked for, or implied by a client certificate, a CA or an API key (Temporal Cloud)."""
+        return bool(self.temporal_tls or self.temporal_tls_cert or self.temporal_tls_ca or self.temporal_api_key)
 
     @field_validator("public_url", "temporal_ui_url")
     @classmethod
