@@ -12,10 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pydantic
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.enrollment import EnrollmentActivities
 from domain.settings import Settings
+from observability import logs, tracing
+from observability.metrics import worker_runtime, zero_worker_counters
 from store.migrate import upgrade_to_head
 from workflows.account import MemberAccountWorkflow
 from workflows.client import connect
@@ -25,6 +28,9 @@ from workflows.enrollment import EnrollmentWorkflow
 # the workflow task forever. (A start input that does not decode never reaches workflow code; the API and
 # CLI check every field before they start a run.)
 WORKFLOW_FAILURE_TYPES: list[type[BaseException]] = [pydantic.ValidationError]
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+"""After SIGTERM, how long running activities get to finish before they are cancelled and retried elsewhere
+(a pod's termination grace period must be longer: deploy/k8s)."""
 WORKFLOW_CACHE = 250
 """Runs the worker keeps in memory between their workflow tasks (the sticky cache; the SDK's default is 1,000).
 A sandboxed run costs about 0.3 MB here; with 400 the worker reached 293 MB at 10,000 waiting, so 250 keep it
@@ -41,9 +47,20 @@ def compile_workflow_modules() -> None:
     compileall.compile_dir(Path(inspect.getfile(EnrollmentWorkflow)).parent, quiet=2, maxlevels=0)
 
 
-async def build_worker(settings: Settings) -> Worker:
+async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Worker:
+    """The worker; on `runtime` (which serves the metrics) when given. The tracing interceptor comes with the
+    client."""
     compile_workflow_modules()
-    client = await connect(settings)
+    client = await connect(settings, runtime)
+    if runtime is not None:
+        zero_worker_counters(
+            runtime,
+            namespace=settings.temporal_namespace,
+            task_queue=settings.task_queue,
+            workflow_type=EnrollmentWorkflow.__name__,  # @workflow.defn and @activity.defn keep the Python names
+            link_activity=EnrollmentActivities.send_invitation.__name__,
+            mail_activity=EnrollmentActivities.send_email.__name__,
+        )
     enrollment = EnrollmentActivities(settings)
     return Worker(
         client,
@@ -60,22 +77,32 @@ async def build_worker(settings: Settings) -> Worker:
         ],
         workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
         max_cached_workflows=WORKFLOW_CACHE,
-        graceful_shutdown_timeout=timedelta(seconds=10),
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 
 async def run_worker(settings: Settings) -> None:
     upgrade_to_head(settings.effective_database_url)
-    worker = await build_worker(settings)
+    runtime = worker_runtime(settings)
+    worker = await build_worker(settings, runtime)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
+    log = logging.getLogger(__name__)
+    if settings.metrics_port is not None:
+        log.info("worker metrics on port %d at /metrics", settings.metrics_port)
+    log.info("worker polling task queue %s", settings.task_queue)
     async with worker:
         await stop.wait()
+        # SIGTERM: stop polling, give running activities `graceful_shutdown_timeout` to finish, then cancel them
+        # (their retries run on another worker); the workflows' tasks are handed back to the server.
+        grace = worker.config().get("graceful_shutdown_timeout")
+        log.info("worker stopping: no new tasks; running activities get %s to finish", grace)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_worker(Settings()))
+    settings = Settings()
+    logs.configure(settings)
+    tracing.configure(settings, "enroll-worker")
+    asyncio.run(run_worker(settings))

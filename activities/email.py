@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from domain.models import EmailKind, EmailRequest, EmailResult
 from domain.rules import has_control_characters
 from domain.settings import Settings
+from observability import names, tracing
 from store import outbox
 
 SMTP_TIMEOUT = 30
@@ -145,17 +146,19 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         subject=str(message["Subject"]),
         message_id=message_id,
     )
+    kind = request.kind.value
     try:
-        errors, _ = await aiosmtplib.send(
-            message,
-            hostname=settings.effective_smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            use_tls=settings.smtp_tls == "tls",
-            start_tls=settings.smtp_tls == "starttls",
-            timeout=SMTP_TIMEOUT,
-        )
+        with tracing.smtp_span(kind, settings.effective_smtp_host, settings.smtp_port):
+            errors, _ = await aiosmtplib.send(
+                message,
+                hostname=settings.effective_smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+                use_tls=settings.smtp_tls == "tls",
+                start_tls=settings.smtp_tls == "starttls",
+                timeout=SMTP_TIMEOUT,
+            )
     except aiosmtplib.SMTPRecipientsRefused as exc:
         permanent = [refusal for refusal in exc.recipients if refusal.code >= 500]
         first = exc.recipients[0]
@@ -170,21 +173,22 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
                 type="SmtpRecipientRefused",
                 non_retryable=True,
             ) from exc
-        await _relay_trouble(url, key, reply)
+        await _relay_trouble(url, key, reply, kind, "SmtpDeferred")
         raise ApplicationError(f"the mail server deferred the recipient: {reply}", type="SmtpDeferred") from exc
     except aiosmtplib.SMTPResponseException as exc:
         reply = _reply(exc)
-        await _relay_trouble(url, key, reply)
+        await _relay_trouble(url, key, reply, kind, "SmtpDeferred")
         raise ApplicationError(f"the mail server did not accept the message: {reply}", type="SmtpDeferred") from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
         reply = f"{type(exc).__name__}: {exc}"[:300]
-        await _relay_trouble(url, key, reply)
+        await _relay_trouble(url, key, reply, kind, "SmtpUnreachable")
         raise ApplicationError(f"the mail server could not be reached: {reply}", type="SmtpUnreachable") from exc
     sent_at = datetime.now(UTC)
     await _record_sent(url, key, sent_at)
     await outbox.mail_accepted(url)
     refused = [f"{address}: {_reply(refusal)}" for address, refusal in _refusals(errors)]
-    activity.logger.info("email %s (%s) sent", key, request.kind.value)
+    _count(names.EMAILS_SENT, kind=kind)
+    activity.logger.info("email %s (%s) sent", key, kind)
     return EmailResult(sent_at=sent_at, message_id=message_id, refused=refused)
 
 
@@ -197,8 +201,14 @@ def _refusals(errors: dict[str, aiosmtplib.SMTPResponse]) -> list[tuple[str, aio
     ]
 
 
-async def _relay_trouble(url: str, key: str, reply: str) -> None:
+def _count(name: str, **labels: str) -> None:
+    if activity.in_activity():
+        activity.metric_meter().create_counter(name, names.DESCRIPTIONS[name]).add(1, labels)
+
+
+async def _relay_trouble(url: str, key: str, reply: str, kind: str, error: str) -> None:
     """Keep the relay's reply on the email and on the mail health `/healthz` reports; the attempt retries."""
+    _count(names.EMAIL_FAILURES, kind=kind, error=error)
     activity.logger.warning("email %s not accepted (%s); it will be retried", key, reply)
     await outbox.record_outcome(url, key, sent_at=None, error=reply, state="retrying")
     await outbox.mail_failing(url, reply)

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from domain.settings import Settings
+from observability import tracing
+from observability.metrics import ApiMetrics, MetricsMiddleware
 from starter import api, portal
 from starter.api.routes import codec
 from starter.security import SecurityMiddleware
@@ -71,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(codec.router)
         app.add_middleware(CodecCORS, ui_origin=app.state.settings.temporal_ui_url)
     app.add_middleware(SecurityMiddleware)
+    app.state.metrics = ApiMetrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: it sees every answer
+    tracing.instrument_app(app)
     return app
 
 
@@ -80,4 +85,4 @@ def serve(app: FastAPI, settings: Settings) -> None:
 
     from starter.logs import log_config
 
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info", log_config=log_config())
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info", log_config=log_config(settings))

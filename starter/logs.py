@@ -1,33 +1,24 @@
-"""Logging for the API: form-link tokens never reach a log line (uvicorn logs every request path)."""
+"""Logging for the API: uvicorn's own setup, with every handler redacting (form-link tokens, addresses) and
+formatting as `ENROLL_LOG_FORMAT` says; the app's loggers go to the same handler."""
 
 from __future__ import annotations
 
 import copy
-import logging
-import re
 from typing import Any
 
 from uvicorn.config import LOGGING_CONFIG
 
-_TOKEN_PATH = re.compile(r"/enroll/(?!thanks\b)[A-Za-z0-9_-]+")
+from domain.settings import Settings
+from observability.logs import JsonFormatter, Redact
 
 
-def redact(text: str) -> str:
-    return _TOKEN_PATH.sub("/enroll/<redacted>", text)
-
-
-class RedactTokens(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        record.msg = redact(str(record.msg))
-        return True
-
-
-def log_config() -> dict[str, Any]:
-    """uvicorn's own logging setup, with every handler passing through RedactTokens."""
+def log_config(settings: Settings | None = None) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact": {"()": RedactTokens}}
+    config["filters"] = {"redact": {"()": Redact}}
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]
+    if settings is not None and settings.log_format == "json":
+        for name in config["formatters"]:
+            config["formatters"][name] = {"()": JsonFormatter}
+    config["root"] = {"handlers": ["default"], "level": "INFO"}
     return config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -163,3 +163,10 @@ async def list_enrollments(
         query = query.where(organization_search(url, q))
     page, next_cursor = await newest_first(url, query, Enrollment, limit=limit, cursor=cursor)
     return [_view(row, []) for row in page], next_cursor
+
+
+async def count_by_status(url: str) -> dict[str, int]:
+    """How many enrollments each status holds now (statuses with none are left out)."""
+    async with transaction(url) as session:
+        rows = await session.execute(select(Enrollment.status, func.count()).group_by(Enrollment.status))
+        return {status: int(count) for status, count in rows.all()}

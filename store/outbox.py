@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from domain.models import EmailResult
 from store.db import transaction
@@ -139,3 +139,14 @@ async def drop_link_emails(url: str, enrollment_id: str) -> None:
             )
             .values(state="dropped")
         )
+
+
+UNSENT_STATES = ("sending", "retrying")
+
+
+async def unsent(url: str) -> tuple[int, datetime | None]:
+    """How many emails wait to go out (their first attempt running, or retrying), and since when the oldest."""
+    async with transaction(url) as session:
+        query = select(func.count(), func.min(OutboxEmail.created_at)).where(OutboxEmail.state.in_(UNSENT_STATES))
+        count, oldest = (await session.execute(query)).one()
+        return int(count), oldest

@@ -176,6 +176,9 @@ class OutboxEmail(Base):
     event_at: Mapped[datetime | None]
     """When a provider last reported on it (POST /api/mail-events)."""
 
+    # The unsent emails (sending, retrying) and the oldest of them, for the API's metrics at every scrape.
+    __table_args__ = (Index("ix_outbox_state_created", "state", "created_at"),)
+
 
 class MailHealth(Base):
     """One row (id 1): whether the relay is accepting mail, and its last reply while it is not."""

@@ -1,16 +1,21 @@
-"""The Temporal client every way in uses: pydantic payloads, encrypted when ENROLL_PAYLOAD_KEY is set."""
+"""The Temporal client every way in uses: pydantic payloads, encrypted when ENROLL_PAYLOAD_KEY is set; TLS (with
+a client certificate) or an API key as the cluster asks; the tracing interceptor while tracing is on."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.service import RetryConfig
+from temporalio.runtime import Runtime
+from temporalio.service import RetryConfig, TLSConfig
 
 from domain.settings import Settings
+from observability import tracing
 from workflows.codec import EncryptionCodec, parse_keys
 
 RPC_TIMEOUT = timedelta(seconds=8)
@@ -34,12 +39,41 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.effective_temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
+def _read(path: Path, variable: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """`ENROLL_TEMPORAL_TLS_*` as the SDK takes it: False (plaintext, the dev server), or TLS with the system's
+    roots or `ENROLL_TEMPORAL_TLS_CA`, and the client certificate of mTLS (Temporal Cloud's or a cluster's)."""
+    if not settings.temporal_uses_tls:
+        return False
+    cert, key, ca = settings.temporal_tls_cert, settings.temporal_tls_key, settings.temporal_tls_ca
+    return TLSConfig(
+        server_root_ca_cert=_read(ca, "ENROLL_TEMPORAL_TLS_CA") if ca else None,
+        domain=settings.temporal_tls_server_name,
+        client_cert=_read(cert, "ENROLL_TEMPORAL_TLS_CERT") if cert else None,
+        client_private_key=_read(key, "ENROLL_TEMPORAL_TLS_KEY") if key else None,
     )
+
+
+def connection(settings: Settings) -> dict[str, Any]:
+    """What every client of ours is connected with, besides its retries and timeouts."""
+    return {
+        "namespace": settings.temporal_namespace,
+        "data_converter": data_converter(settings),
+        "tls": tls_config(settings),
+        "api_key": settings.temporal_api_key,
+        "interceptors": tracing.client_interceptors(),
+    }
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """The worker's client (on `runtime`, which serves its metrics, when given)."""
+    return await Client.connect(settings.effective_temporal_address, runtime=runtime, **connection(settings))
 
 
 async def connect_for_requests(settings: Settings) -> Client:
@@ -48,8 +82,7 @@ async def connect_for_requests(settings: Settings) -> Client:
     connect raises RuntimeError; one that loses the server raises RPCError UNAVAILABLE."""
     return await Client.connect(
         settings.effective_temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
+        **connection(settings),
         lazy=True,
         retry_config=REQUEST_RETRY,
         connect_timeout=CONNECT_TIMEOUT,

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ValidateEnrollment,
     )
     from domain.status import OPEN_STATUSES, EnrollmentAction, enrollment_refusal
+    from workflows import metrics
     from workflows.account import MemberAccountWorkflow
     from workflows.common import (
         BEST_EFFORT_MAIL,
@@ -141,6 +142,7 @@ class EnrollmentWorkflow:
                 if self._v2:
                     self._start_round()
                 await self._record("created", input.created_by, None, persist=True)
+                metrics.created(self._view)
             except ActivityError as err:
                 cause = err.cause if isinstance(err.cause, ApplicationError) else None
                 self._failure = cause or ApplicationError(str(err), type="EnrollmentFailed", non_retryable=True)
@@ -435,6 +437,7 @@ class EnrollmentWorkflow:
                 return
             if kind == "reminder":
                 self._set(reminders_sent=self._view.reminders_sent + 1)
+                metrics.reminded()
                 await self._email(
                     EmailKind.reminder,
                     [self._view.corporate_contact_email],
@@ -547,11 +550,14 @@ class EnrollmentWorkflow:
         elif problem.bounced and about_contact and self._view.status == S.new:
             if self._view.bounced:
                 return
+            metrics.bounced(problem.kind.value)
             self._set(bounced=True, bounce_reason=problem.reason)
             await self._record("invitation_bounced", SYSTEM, problem.reason)
             if self._input.created_by.email:
                 await self._email(EmailKind.bounced_csm, [self._input.created_by.email], f"bounced-{self._events}")
         else:
+            if problem.bounced:
+                metrics.bounced(problem.kind.value)
             await self._record("email_failed", SYSTEM, f"{problem.kind.value}: {problem.reason}")
 
     def _stale(self, mail: Mail) -> bool:
@@ -736,7 +742,10 @@ class EnrollmentWorkflow:
         refuse(enrollment_refusal(self._view.status, action))
 
     def _set(self, **changes: object) -> None:
+        before = self._view.status
         self._view = self._view.model_copy(update=changes)
+        if self._view.status != before:
+            metrics.transition(before, self._view, workflow.now())
 
     def _upsert_attributes(self) -> None:
         view = self._view

@@ -1,11 +1,11 @@
-"""The JSON API under /api (and /healthz, and the remote codec): one router of the resources' routers."""
+"""The JSON API under /api (and /healthz, /metrics, and the remote codec): one router of the resources' routers."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from starter.api.routes import accounts, audit, enrollments, health, mail_events
+from starter.api.routes import accounts, audit, enrollments, health, mail_events, metrics
 
 router = APIRouter()
-for part in (health, enrollments, accounts, audit, mail_events):
+for part in (health, metrics, enrollments, accounts, audit, mail_events):
     router.include_router(part.router)

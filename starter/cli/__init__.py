@@ -46,9 +46,11 @@ def worker() -> None:
 @app.command()
 def api() -> None:
     """Run the API and portal until Ctrl-C."""
+    from observability import tracing
     from starter.app import create_app, serve
 
     settings = _production_settings()
+    tracing.configure(settings, "enroll-api")  # before the app and its engines exist
     upgrade_to_head(settings.effective_database_url)
     serve(create_app(settings), settings)
 

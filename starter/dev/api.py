@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from domain.settings import Settings
+from observability import tracing
 from starter.app import create_app, serve
 from starter.dev import mailbox
 from store.migrate import upgrade_to_head
@@ -21,6 +22,7 @@ def main() -> None:
     settings = Settings()
     if problem := settings.missing_secret():
         raise SystemExit(problem)
+    tracing.configure(settings, "enroll-api")  # before the app and its engines exist
     upgrade_to_head(settings.effective_database_url)
     serve(create_dev_app(settings), settings)
 

@@ -33,6 +33,7 @@ from workflows.names import SEARCH_ATTRIBUTES
 EMBEDDED_HOST = "127.0.0.1"
 TEMPORAL_PORT = 7233
 TEMPORAL_UI_PORT = 8233
+WORKER_METRICS_PORT = 9464  # the worker's Prometheus endpoint unless ENROLL_METRICS_PORT says otherwise
 READY_TIMEOUT = 60.0  # seconds for a role to answer after it starts
 PR_SET_PDEATHSIG = 1  # prctl option, <sys/prctl.h>
 STOP_TIMEOUT = 10.0  # seconds a child gets to exit after SIGINT before it is killed
@@ -136,6 +137,7 @@ def _start(stack: _Stack, settings: Settings) -> None:
     embedded_mail = settings.smtp_host is None
     _refuse_busy_ports(settings, embedded_temporal, embedded_mail)
     env = {**os.environ, "ENROLL_DATA_DIR": str(data_dir), "ENROLL_EMBEDDED": "true"}
+    env["ENROLL_METRICS_PORT"] = str(_metrics_port(settings))
 
     if embedded_temporal:
         temporal = _temporal_binary()
@@ -164,7 +166,10 @@ def _start(stack: _Stack, settings: Settings) -> None:
 
 
 def _refuse_busy_ports(settings: Settings, embedded_temporal: bool, embedded_mail: bool) -> None:
-    wanted = [("API", settings.api_host, settings.api_port)]
+    wanted = [
+        ("API", settings.api_host, settings.api_port),
+        ("worker's metrics", EMBEDDED_HOST, _metrics_port(settings)),
+    ]
     if embedded_temporal:
         wanted += [
             ("Temporal", EMBEDDED_HOST, TEMPORAL_PORT),
@@ -178,6 +183,10 @@ def _refuse_busy_ports(settings: Settings, embedded_temporal: bool, embedded_mai
                 f"{host}:{port}, wanted for the {role}, is already in use: "
                 "is another `enroll up` running? Stop it, or point the settings elsewhere."
             )
+
+
+def _metrics_port(settings: Settings) -> int:
+    return settings.metrics_port or WORKER_METRICS_PORT
 
 
 def _temporal_binary() -> str:
@@ -251,6 +260,7 @@ def _print_urls(settings: Settings, data_dir: Path, embedded_temporal: bool, emb
     table.add_row("Portal / API", api)
     table.add_row("Health", f"{api}/healthz")
     table.add_row("OpenAPI", f"{api}/docs")
+    table.add_row("Metrics", f"{api}/metrics · http://{EMBEDDED_HOST}:{_metrics_port(settings)}/metrics (worker)")
     if embedded_temporal:
         table.add_row("Temporal UI", f"http://{EMBEDDED_HOST}:{TEMPORAL_UI_PORT}")
     if embedded_mail:

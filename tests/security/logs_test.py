@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from starter.logs import RedactTokens, redact
+from observability.logs import Redact, redact
 
 TOKEN = "kWNNd3tWVgFWkwa6JPIZ3ggS3FIYdqzdNFAjCpRBKdQ"
 
@@ -24,7 +24,7 @@ def test_redact_hides_tokens_but_not_the_thank_you_page() -> None:
 
 def test_the_filter_rewrites_arguments_and_message() -> None:
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s %s", ("GET", f"/enroll/{TOKEN}"), None)
-    RedactTokens().filter(record)
+    Redact().filter(record)
     assert TOKEN not in record.getMessage()
 
 

@@ -1,0 +1,232 @@
+"""Operations' view on real parts: the worker's and the API's Prometheus metrics after a whole lifecycle, and one
+trace from the API request to the SMTP send (an in-memory span exporter)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from temporalio.runtime import Runtime
+from temporalio.testing import WorkflowEnvironment
+
+from domain.models import Role
+from domain.settings import Settings
+from observability import names, tracing
+from observability.metrics import worker_runtime
+from starter.app import create_app
+from starter.dev.mailsink import MailSink
+from store import users
+from store.db import dispose_all
+from store.migrate import upgrade_to_head
+from tests.integration.conftest import Stack, eventually, stack_settings
+from tests.integration.lifecycle_test import created, submitted
+from worker import build_worker
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def own_stack(settings: Settings, temporal: WorkflowEnvironment, sink: MailSink, runtime: Runtime | None = None):
+    """The stack as the processes run it: the API connects its own client, the worker runs on `runtime`."""
+    upgrade_to_head(settings.effective_database_url)
+    app = create_app(settings)
+    try:
+        async with (
+            await build_worker(settings, runtime),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as api,
+        ):
+            url = settings.effective_database_url
+            await users.add_user(url, email="csm@provider.example", role=Role.csm, password="correct horse battery")
+            yield Stack(settings, temporal, sink, api, await users.create_token(url, "csm@provider.example"))
+    finally:
+        await dispose_all()
+
+
+def samples(exposition: str) -> dict[str, float]:
+    """`name{labels}` → value of every sample in a Prometheus text exposition."""
+    found = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            found[series] = float(value)
+    return found
+
+
+def value(found: dict[str, float], name: str, **labels: str) -> float:
+    """The sum over the series of `name` whose labels include `labels`."""
+    wanted = [f'{key}="{label}"' for key, label in labels.items()]
+    matching = [
+        v
+        for series, v in found.items()
+        if re.match(rf"{re.escape(name)}(\{{|$)", series) and all(w in series for w in wanted)
+    ]
+    assert matching, f"no series {name} with {labels}"
+    return sum(matching)
+
+
+async def test_a_lifecycle_shows_in_the_worker_and_api_metrics(
+    tmp_path: Path, temporal: WorkflowEnvironment, mail_sink: MailSink, task_queue: str
+) -> None:
+    port = free_port()
+    settings = stack_settings(
+        tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}", temporal, mail_sink, task_queue, metrics_port=port
+    )
+    runtime = worker_runtime(settings)
+    assert runtime is not None
+    async with own_stack(settings, temporal, mail_sink, runtime) as stack:
+        enrollment_id = await created(stack)
+        await submitted(stack, enrollment_id)
+        reviewer = await stack.token_for("reviewer@provider.example", Role.reviewer)
+        for step in ("start", "approve"):
+            answer = await stack.api.post(
+                f"/api/enrollments/{enrollment_id}/review/{step}",
+                json={"audit_note": step},
+                headers={"Authorization": f"Bearer {reviewer}"},
+            )
+            assert answer.status_code == 200, answer.text
+        async with httpx.AsyncClient() as scraper:
+
+            async def worker_samples() -> dict[str, float]:
+                return samples((await scraper.get(f"http://127.0.0.1:{port}/metrics")).text)
+
+            async def approved() -> bool:
+                return any(s.startswith(names.ENROLLMENTS_APPROVED) for s in await worker_samples())
+
+            await eventually(approved)
+
+            async def approval_mailed() -> bool:
+                sent = await worker_samples()
+                return value(sent, names.EMAILS_SENT, kind="approved") == 1
+
+            async def all_sent() -> bool:
+                return "enroll_outbox_unsent 0.0" in (await stack.api.get("/metrics")).text
+
+            await eventually(approval_mailed)
+            await eventually(all_sent)
+            worker = await worker_samples()
+        api_answer = await stack.api.get("/metrics")
+
+    # The SDK's own series, with the task queue as a label.
+    for sdk in (
+        "temporal_workflow_task_schedule_to_start_latency_count",
+        "temporal_activity_schedule_to_start_latency_count",
+        "temporal_worker_task_slots_available",
+        "temporal_num_pollers",
+    ):
+        assert value(worker, sdk, task_queue=task_queue) > 0, sdk
+    # The business series.
+    assert value(worker, names.ENROLLMENTS_CREATED, member_type="customer") == 1
+    assert value(worker, names.STATUS_TRANSITIONS, from_status="New", to_status="Pending Review") == 1
+    assert value(worker, names.STATUS_TRANSITIONS, from_status="In Review", to_status="Approved") == 1
+    assert value(worker, names.ENROLLMENTS_APPROVED, member_type="customer") == 1
+    assert value(worker, names.EMAILS_SENT, kind="invitation") == 1
+    assert value(worker, f"{names.FORM_COMPLETION}_count", member_type="customer") == 1
+    assert value(worker, f"{names.FORM_COMPLETION}_bucket", le="3600") == 1  # the buckets are of hours and days
+    for zero in (names.REMINDERS, names.ENROLLMENTS_EXPIRED, names.EMAILS_BOUNCED, names.EMAIL_FAILURES):
+        assert value(worker, zero) == 0, zero  # present from the start, so rate() and alerts see them
+
+    assert api_answer.status_code == 200
+    assert api_answer.headers["content-type"].startswith("text/plain")
+    api = samples(api_answer.text)
+    assert value(api, "enroll_http_requests_total", method="POST", route="/api/enrollments", status="201") == 1
+    # The route template, never the token.
+    assert value(api, "enroll_http_requests_total", route="/enroll/{token:record}", status="303") == 1
+    assert value(api, "enroll_http_request_duration_seconds_count", route="/api/enrollments") == 1
+    assert value(api, names.ENROLLMENTS, status="Approved") == 1
+    assert value(api, names.OUTBOX_UNSENT) == 0
+    assert value(api, names.OUTBOX_OLDEST_UNSENT) == 0
+    assert value(api, names.MAIL_FAILING) == 0
+    assert not re.search(r"/enroll/[A-Za-z0-9_-]{20,}", api_answer.text)
+
+
+async def test_the_api_metrics_count_a_waiting_email_and_a_failing_relay(
+    tmp_path: Path, temporal: WorkflowEnvironment, task_queue: str
+) -> None:
+    # No relay listens: the invitation waits in the outbox, retrying, and the relay is reported failing.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    sink = MailSink(tmp_path / "mailbox", port=dead_port)
+    settings = stack_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}", temporal, sink, task_queue)
+    async with own_stack(settings, temporal, sink) as stack:
+        assert (await stack.create()).status_code == 201
+
+        async def failing() -> bool:
+            api = samples((await stack.api.get("/metrics")).text)
+            return value(api, names.MAIL_FAILING) == 1 and value(api, names.OUTBOX_UNSENT) == 1
+
+        await eventually(failing, timeout=30)
+        api = samples((await stack.api.get("/metrics")).text)
+        assert value(api, names.OUTBOX_OLDEST_UNSENT) > 0
+
+
+def in_trace(spans: tuple[ReadableSpan, ...], trace_id: int) -> list[ReadableSpan]:
+    return [span for span in spans if span.context is not None and span.context.trace_id == trace_id]
+
+
+def ancestors(span: ReadableSpan, spans: list[ReadableSpan]) -> list[str]:
+    """The names of `span`'s parents, nearest first."""
+    by_id = {s.context.span_id: s for s in spans if s.context is not None}
+    chain = []
+    while span.parent is not None and span.parent.span_id in by_id:
+        span = by_id[span.parent.span_id]
+        chain.append(span.name)
+    return chain
+
+
+async def test_one_trace_from_the_api_request_to_the_smtp_send(
+    tmp_path: Path, temporal: WorkflowEnvironment, mail_sink: MailSink, task_queue: str
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use(provider)
+    try:
+        settings = stack_settings(
+            tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}", temporal, mail_sink, task_queue
+        )
+        async with own_stack(settings, temporal, mail_sink) as stack:
+            await created(stack)
+            await eventually(lambda: any(s.name == "smtp send" for s in exporter.get_finished_spans()))
+    finally:
+        tracing.use(None)
+    spans = exporter.get_finished_spans()
+
+    requests = [s for s in spans if s.kind == SpanKind.SERVER and s.name == "POST /api/enrollments"]
+    assert len(requests) == 1
+    assert requests[0].context is not None
+    trace = in_trace(spans, requests[0].context.trace_id)
+    named = {span.name for span in trace}
+    assert {
+        "StartUpdateWithStartWorkflow:EnrollmentWorkflow",
+        "RunWorkflow:EnrollmentWorkflow",
+        "StartActivity:send_invitation",
+        "RunActivity:send_invitation",
+        "smtp send",
+    } <= named, sorted(named)
+    assert any(span.attributes and span.attributes.get("db.system") for span in trace), "no SQL span in the trace"
+    (smtp,) = [span for span in trace if span.name == "smtp send"]
+    assert ancestors(smtp, trace)[:1] == ["RunActivity:send_invitation"]
+    assert ancestors(smtp, trace)[-1] == "POST /api/enrollments"
+    # Ids and kinds only: no address, no name.
+    attributes = " ".join(str(dict(span.attributes or {})) for span in spans)
+    assert "@" not in attributes.replace("@provider.example", "")
+    assert "Acme" not in attributes
+
+
+@pytest.fixture(autouse=True)
+def _tracing_off_after() -> None:
+    assert not tracing.enabled()
