@@ -1,4 +1,6 @@
-"""No secret reaches a log line: a whole create → submit → approve flow with every logger at DEBUG.
+"""No secret reaches a log line: a whole create → submit → approve flow with every logger at DEBUG. And the
+JSON lines of that flow, as production logs them (`ENROLL_LOG_FORMAT=json`, INFO, tracing on), carry the run's
+ids and no personal data: no address, no name, nothing the contact typed into the form.
 
 Covers what the worker and the API log in-process (the store, Temporal's SDK, the activities, the portal);
 tests/security/logs_test.py covers the web server's access log of the running `enroll api`.
@@ -7,13 +9,21 @@ tests/security/logs_test.py covers the web server's access log of the running `e
 from __future__ import annotations
 
 import base64
+import io
+import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
+from observability import tracing
+from observability.logs import JsonFormatter, Redact
 from starter.dev.mailsink import MailSink
 from tests.integration.lifecycle_test import FORM, created
 from tests.security.conftest import PASSWORD, person, portal_session, sqlite_stack
@@ -26,6 +36,25 @@ NEW_PASSWORD = "the new user's own secret words"
 WRONG_PASSWORD = "a guess that is not right at all"
 
 
+@contextmanager
+def json_log() -> Iterator[io.StringIO]:
+    """What the root logger writes at INFO as `ENROLL_LOG_FORMAT=json` configures it (observability.logs)."""
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(Redact())
+    handler.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
+    activity.logger.activity_info_on_message = False
+    tracing.use(TracerProvider())
+    try:
+        yield lines
+    finally:
+        tracing.use(None)
+        activity.logger.activity_info_on_message = True
+        logging.getLogger().removeHandler(handler)
+
+
 async def test_no_token_password_or_key_is_logged(
     tmp_path: Path,
     temporal: WorkflowEnvironment,
@@ -36,25 +65,31 @@ async def test_no_token_password_or_key_is_logged(
 ) -> None:
     payload_key = new_key_text("k1")
     caplog.set_level(logging.DEBUG)
-    async with sqlite_stack(tmp_path, temporal, mail_sink, task_queue, payload_key=payload_key) as stack:
-        admin = await person(stack.settings, Role.admin)
-        reviewer = await person(stack.settings, Role.reviewer)
-        form = {"csrf_token": admin.csrf, "email": "new@provider.example", "role": "sales", "password": NEW_PASSWORD}
-        assert (await stack.api.post("/admin/users", data=form, headers=admin.session)).status_code == 303
-        for password, status in [(WRONG_PASSWORD, 401), (NEW_PASSWORD, 303)]:
-            stack.api.cookies.clear()
-            cookie, csrf = portal_session(stack.settings, None)
-            sign_in = {"csrf_token": csrf, "email": "new@provider.example", "password": password}
-            assert (await stack.api.post("/signin", data=sign_in, headers={"Cookie": cookie})).status_code == status
+    with json_log() as json_lines:
+        async with sqlite_stack(tmp_path, temporal, mail_sink, task_queue, payload_key=payload_key) as stack:
+            admin = await person(stack.settings, Role.admin)
+            reviewer = await person(stack.settings, Role.reviewer)
+            form = {
+                "csrf_token": admin.csrf,
+                "email": "new@provider.example",
+                "role": "sales",
+                "password": NEW_PASSWORD,
+            }
+            assert (await stack.api.post("/admin/users", data=form, headers=admin.session)).status_code == 303
+            for password, status in [(WRONG_PASSWORD, 401), (NEW_PASSWORD, 303)]:
+                stack.api.cookies.clear()
+                cookie, csrf = portal_session(stack.settings, None)
+                sign_in = {"csrf_token": csrf, "email": "new@provider.example", "password": password}
+                assert (await stack.api.post("/signin", data=sign_in, headers={"Cookie": cookie})).status_code == status
 
-        enrollment_id = await created(stack)
-        link = stack.form_link("pat@acme.example")
-        assert (await stack.api.get(link)).status_code == 200
-        assert (await stack.api.post(link, data=FORM)).status_code == 303
-        for step in ("start", "approve"):
-            url = f"/api/enrollments/{enrollment_id}/review/{step}"
-            assert (await stack.api.post(url, json={"audit_note": step}, headers=reviewer.auth)).status_code == 200
-        secret_key = stack.settings.secret_key or ""
+            enrollment_id = await created(stack)
+            link = stack.form_link("pat@acme.example")
+            assert (await stack.api.get(link)).status_code == 200
+            assert (await stack.api.post(link, data=FORM)).status_code == 303
+            for step in ("start", "approve"):
+                url = f"/api/enrollments/{enrollment_id}/review/{step}"
+                assert (await stack.api.post(url, json={"audit_note": step}, headers=reviewer.auth)).status_code == 200
+            secret_key = stack.settings.secret_key or ""
 
     token = link.rsplit("/", 1)[1]
     key_bytes = payload_key.split(":", 1)[1]
@@ -75,3 +110,29 @@ async def test_no_token_password_or_key_is_logged(
     assert len(caplog.records) > 20, "the loggers were not captured"
     leaked = [name for name, secret in secrets.items() if secret and secret in logged]
     assert not leaked, f"logged: {leaked}"
+
+    # The JSON lines: one object each, the ids where the SDK or a trace knows them, and no personal data.
+    records = [json.loads(line) for line in json_lines.getvalue().splitlines()]
+    assert all({"time", "level", "logger", "message"} <= record.keys() for record in records)
+    sends = [record for record in records if record["logger"] == "temporalio.activity" and " sent" in record["message"]]
+    assert sends, "no activity logged a send"
+    for record in sends:
+        assert record["workflow_id"] == f"enrollment-{record['enrollment_id']}" or record["workflow_id"].startswith(
+            "account-"
+        ), record
+        assert record["run_id"] and record["activity"] in ("send_invitation", "send_email"), record
+        assert len(record["trace_id"]) == 32, record
+        assert "({" not in record["message"], "the ids are fields, not repeated in the message"
+    assert enrollment_id in {record.get("enrollment_id") for record in records}
+    personal = {
+        "contact's address": "pat@acme.example",
+        "CSM's address": "csm@provider.example",
+        "admin's address": admin.email,
+        "reviewer's address": reviewer.email,
+        "new user's address": "new@provider.example",
+        "organization": "Acme Widgets",
+        **{f"form {field}": str(value) for field, value in FORM.items() if field != "accept_terms"},
+    }
+    written = json_lines.getvalue()
+    exposed = [name for name, value in personal.items() if value in written]
+    assert not exposed, f"the JSON log holds personal data: {exposed}"
