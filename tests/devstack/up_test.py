@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -20,11 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from observability import names
 from starter.dev.mailsink import list_messages
 from workflows.names import SEARCH_ATTRIBUTES
 
 REPO = Path(__file__).resolve().parents[2]
-PORTS = {7233: "Temporal", 8233: "Temporal UI", 8000: "API", 1025: "mail sink"}
+PORTS = {7233: "Temporal", 8233: "Temporal UI", 8000: "API", 1025: "mail sink", 9464: "worker metrics"}
 RUN_UP = (
     "from starter.dev.stack import run_up; from domain.settings import Settings; raise SystemExit(run_up(Settings()))"
 )
@@ -137,6 +139,47 @@ def _send(subject: str) -> None:
         smtp.send_message(message)
 
 
+def _enroll(data_dir: Path, *args: str, stdin: str | None = None) -> str:
+    """The `enroll` CLI as the README's first steps run it, beside the stack."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ENROLL_")}
+    env["ENROLL_DATA_DIR"] = str(data_dir)
+    argv = [sys.executable, "-m", "starter.cli", *args]
+    done = subprocess.run(argv, env=env, cwd=data_dir.parent, input=stdin, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _scrape(url: str) -> str:
+    answer = httpx.get(url, timeout=10)
+    assert answer.status_code == 200, url
+    return answer.text
+
+
+def _create_one_enrollment(data_dir: Path) -> None:
+    """The README's first steps: a user, a token, one create; then the invitation arrives."""
+    _enroll(data_dir, "users", "add", "csm@example.com", "--role", "csm", "--password-stdin", stdin="a long passphrase")
+    token = _enroll(data_dir, "tokens", "create", "csm@example.com").strip().splitlines()[-1]
+    body = {
+        "service_end_date": "2030-12-31",
+        "member_type": "customer",
+        "display_users_purchased": True,
+        "users_purchased": 1000,
+        "organization_name": "Acme Widgets Ltd",
+        "corporate_contact_email": "pat@acme.example",
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    answer = httpx.post("http://127.0.0.1:8000/api/enrollments", json=body, headers=headers, timeout=15)
+    assert answer.status_code == 201, answer.text
+    deadline = time.monotonic() + 30
+    while "pat@acme.example" not in [to for m in list_messages(data_dir / "mailbox") for to in m.rcpt_tos]:
+        assert time.monotonic() < deadline, "no invitation arrived"
+        time.sleep(0.2)
+
+
+def _series(exposition: str) -> set[str]:
+    return {line.split("{")[0].split(" ")[0] for line in exposition.splitlines() if line and line[0] != "#"}
+
+
 @pytest.mark.usefixtures("free_ports")
 def test_up_runs_every_role_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
@@ -149,10 +192,29 @@ def test_up_runs_every_role_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
         _send("first run")
         assert [m.subject for m in list_messages(mailbox)] == ["first run"]
 
+        # One create, then a real scrape of both metrics endpoints `enroll up` prints.
+        _create_one_enrollment(data_dir)
+        worker = _scrape("http://127.0.0.1:9464/metrics")
+        api = _scrape("http://127.0.0.1:8000/metrics")
+        assert {
+            "temporal_workflow_task_schedule_to_start_latency_bucket",
+            "temporal_activity_schedule_to_start_latency_bucket",
+            "temporal_worker_task_slots_available",
+            "temporal_worker_task_slots_used",
+        } <= _series(worker)
+        assert set(names.WORKER_SERIES) - {names.STATUS_TRANSITIONS, names.FORM_COMPLETION} <= _series(worker)
+        assert re.search(r'enroll_enrollments_created_total\{[^}]*member_type="customer"[^}]*\} 1', worker)
+        assert re.search(r'enroll_emails_sent_total\{[^}]*kind="invitation"[^}]*\} 1', worker)
+        assert set(names.API_SERIES) - {names.HTTP_DURATION} <= _series(api)
+        assert f"{names.HTTP_DURATION}_bucket" in _series(api)
+        assert 'enroll_http_requests_total{method="POST",route="/api/enrollments",status="201"} 1.0' in api
+        assert 'enroll_enrollments{status="New"} 1.0' in api
+
     assert (data_dir / "temporal.db").exists()
     assert (data_dir / "enroll.db").exists()
 
     with _stack(tmp_path, data_dir):  # again, on the databases of the first run
         assert _custom_search_attributes() >= set(SEARCH_ATTRIBUTES)
         _send("second run")
-        assert [m.subject for m in list_messages(mailbox)] == ["second run", "first run"]
+        subjects = [m.subject for m in list_messages(mailbox)]
+        assert subjects[0] == "second run" and "first run" in subjects[1:]

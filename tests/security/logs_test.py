@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from observability.logs import Redact, redact
@@ -35,7 +37,13 @@ def free_port() -> int:
         return port
 
 
-async def test_the_running_api_logs_no_token(tmp_path: Path, temporal: WorkflowEnvironment) -> None:
+def test_addresses_are_redacted_wherever_they_appear() -> None:
+    reply = "550 5.1.1 <pat.jones+x@acme.example>: Recipient address rejected"
+    assert redact(reply) == "550 5.1.1 <<email>>: Recipient address rejected"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_the_running_api_logs_no_token(tmp_path: Path, temporal: WorkflowEnvironment, log_format: str) -> None:
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ENROLL_")},
@@ -43,6 +51,7 @@ async def test_the_running_api_logs_no_token(tmp_path: Path, temporal: WorkflowE
         "ENROLL_SECRET_KEY": "test-secret",
         "ENROLL_API_PORT": str(port),
         "ENROLL_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+        "ENROLL_LOG_FORMAT": log_format,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -69,3 +78,7 @@ async def test_the_running_api_logs_no_token(tmp_path: Path, temporal: WorkflowE
     log = output.decode()
     assert "/enroll/<redacted>" in log
     assert TOKEN not in log
+    if log_format == "json":  # every line, uvicorn's own included, is one JSON object
+        lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+        access = [line for line in lines if line["logger"] == "uvicorn.access"]
+        assert any("/enroll/<redacted>" in line["message"] for line in access), access
