@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import posixpath
 import re
 import shutil
 import socket
@@ -43,6 +44,8 @@ EXPECTED_SERVICES = {
     "mailpit",
     "worker",
     "api",
+    "prometheus",
+    "grafana",
 }
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 SETTING_VARIABLES = {f"{Settings.model_config.get('env_prefix', '')}{name}".upper() for name in Settings.model_fields}
@@ -357,7 +360,10 @@ def test_app_settings_are_valid_and_point_at_the_stack(monkeypatch: pytest.Monke
     api = app_settings("api", monkeypatch)
     assert api.api_host == "0.0.0.0"
     assert published_ports(service("api")) == {8000: api.api_port}
-    assert api.model_dump(exclude={"api_host", "api_port"}) == worker.model_dump(exclude={"api_host", "api_port"})
+    # Only the worker serves the Temporal SDK's metrics; the API serves its own on its port.
+    assert worker.metrics_port is not None and api.metrics_port is None
+    per_role = {"api_host", "api_port", "metrics_port"}
+    assert api.model_dump(exclude=per_role) == worker.model_dump(exclude=per_role)
 
 
 def test_postgresql_gives_the_app_and_temporal_each_their_own_database(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -521,7 +527,13 @@ def test_setup_job_against_a_real_temporal_server(temporal_dev_server: tuple[str
 
 
 def test_ports_for_people_are_published() -> None:
-    expected = {8233: ("temporal-ui", 8080), 8000: ("api", 8000), 8025: ("mailpit", 8025)}
+    expected = {
+        8233: ("temporal-ui", 8080),
+        8000: ("api", 8000),
+        8025: ("mailpit", 8025),
+        9090: ("prometheus", 9090),
+        3000: ("grafana", 3000),
+    }
     for host_port, (name, container_port) in expected.items():
         assert published_ports(service(name)).get(host_port) == container_port
     hosts = [port for definition in compose()["services"].values() for port in published_ports(definition)]
@@ -545,3 +557,117 @@ def test_every_bind_mounted_file_exists() -> None:
     for name, definition in compose()["services"].items():
         for target, source in bind_mounts(definition).items():
             assert source.exists(), f"{name} mounts {source} at {target}"
+
+
+def container_file(name: str, path: str) -> Path:
+    """The host file or directory a service sees at `path`, through its bind mounts (a file's or a directory's)."""
+    for target, source in sorted(bind_mounts(service(name)).items(), key=lambda mount: -len(mount[0])):
+        if path == target:
+            return source
+        if path.startswith(target.rstrip("/") + "/"):
+            return source / path[len(target.rstrip("/")) + 1 :]
+    raise AssertionError(f"{name} has nothing mounted at {path}")
+
+
+def command_flag(name: str, flag_name: str) -> str | None:
+    """The value of `--flag=value` in a service's command, or None."""
+    for arg in service(name).get("command") or []:
+        key, _, value = str(arg).partition("=")
+        if key == flag_name:
+            return value
+    return None
+
+
+def prometheus_config_path() -> str:
+    return command_flag("prometheus", "--config.file") or "/etc/prometheus/prometheus.yml"
+
+
+def prometheus_config() -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(container_file("prometheus", prometheus_config_path()).read_text())
+    return config
+
+
+def scrape_job(job_name: str) -> dict[str, Any]:
+    jobs = {job["job_name"]: job for job in prometheus_config()["scrape_configs"]}
+    assert job_name in jobs, f"prometheus.yml has no job {job_name!r}"
+    job: dict[str, Any] = jobs[job_name]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    return job
+
+
+def static_targets(job: Mapping[str, Any]) -> list[str]:
+    return [target for config in job.get("static_configs") or [] for target in config["targets"]]
+
+
+def test_prometheus_loads_its_config_and_rules_from_the_repository() -> None:
+    config_path = prometheus_config_path()
+    assert container_file("prometheus", config_path) == DEPLOY / "prometheus" / "prometheus.yml"
+    rule_files = prometheus_config()["rule_files"]
+    assert rule_files, "prometheus.yml loads no rules"
+    for entry in rule_files:
+        # Prometheus resolves a relative path against the config file's directory: in the container, and in
+        # the repository for `promtool check config` (tests/deploy/observability_test.py).
+        in_container = posixpath.normpath(posixpath.join(posixpath.dirname(config_path), entry))
+        assert container_file("prometheus", in_container) == DEPLOY / "prometheus" / "alerts.yml"
+        assert (DEPLOY / "prometheus" / entry).resolve() == DEPLOY / "prometheus" / "alerts.yml"
+
+
+def test_prometheus_scrapes_every_worker_replica_on_its_metrics_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = app_settings("worker", monkeypatch).metrics_port
+    assert port is not None, "the worker serves no metrics (ENROLL_METRICS_PORT)"
+    assert str(port) in [str(exposed) for exposed in service("worker").get("expose") or []]
+    # Each replica by DNS (Compose answers a service name with every container's address), not one static target.
+    (discovery,) = scrape_job("enroll-worker")["dns_sd_configs"]
+    assert discovery["names"] == ["worker"] and discovery.get("type", "SRV") == "A"
+    assert discovery["port"] == port
+
+
+def test_prometheus_scrapes_the_api_on_its_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = app_settings("api", monkeypatch)
+    assert static_targets(scrape_job("enroll-api")) == [f"api:{api.api_port}"]
+
+
+def test_prometheus_scrapes_the_temporal_servers_endpoint() -> None:
+    host, _, port = (environment(service("temporal"))["PROMETHEUS_ENDPOINT"] or "").rpartition(":")
+    assert host == "0.0.0.0", "the endpoint must listen beyond the container's loopback"
+    assert port in [str(exposed) for exposed in service("temporal").get("expose") or []]
+    assert static_targets(scrape_job("temporal")) == [f"temporal:{port}"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboards() -> None:
+    assert container_file("grafana", "/etc/grafana/provisioning") == DEPLOY / "grafana" / "provisioning"
+    assert depends_on(service("grafana")).get("prometheus") == "service_started"
+
+    sources = [
+        source
+        for path in sorted(container_file("grafana", "/etc/grafana/provisioning/datasources").glob("*.yml"))
+        for source in yaml.safe_load(path.read_text())["datasources"]
+    ]
+    (prometheus,) = [source for source in sources if source["type"] == "prometheus"]
+    url = urlsplit(prometheus["url"])
+    listen = command_flag("prometheus", "--web.listen-address") or ":9090"
+    assert (url.hostname, url.port) == ("prometheus", int(listen.rpartition(":")[2]))
+    assert int(listen.rpartition(":")[2]) in published_ports(service("prometheus")).values()
+    assert prometheus.get("uid"), "dashboards refer to the datasource by a fixed uid"
+
+    providers = [
+        provider
+        for path in sorted(container_file("grafana", "/etc/grafana/provisioning/dashboards").glob("*.yml"))
+        for provider in yaml.safe_load(path.read_text())["providers"]
+    ]
+    assert providers and all(provider["type"] == "file" for provider in providers)
+    for provider in providers:
+        dashboards = container_file("grafana", provider["options"]["path"])
+        assert dashboards == DEPLOY / "grafana" / "dashboards" and list(dashboards.glob("*.json"))
+    home = environment(service("grafana")).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        assert container_file("grafana", home).is_file()
+
+
+def test_prometheus_and_grafana_listen_on_this_host_only() -> None:
+    # Prometheus has no authentication and Grafana lets anonymous viewers in: neither is for the network.
+    for name in ("prometheus", "grafana"):
+        entries = service(name).get("ports") or []
+        assert entries and all(str(entry).startswith("127.0.0.1:") for entry in entries), name
+        assert "latest" not in service(name)["image"] and ":" in service(name)["image"], f"pin {name}'s image"
+        assert all(str(mount).endswith(":ro") for mount in service(name).get("volumes") or [] if str(mount)[0] == ".")
