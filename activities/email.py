@@ -27,6 +27,9 @@ SMTP_TIMEOUT = 30
 """Seconds the relay may take over each step before the attempt gives up (and retries): a stalled relay must
 not hold an attempt for the activity's whole timeout."""
 
+QUIT_TIMEOUT = 2.0
+"""Seconds the relay may take to answer QUIT after it accepted a message."""
+
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates" / "email"),
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -149,16 +152,7 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
     kind = request.kind.value
     try:
         with tracing.smtp_span(kind, settings.effective_smtp_host, settings.smtp_port):
-            errors, _ = await aiosmtplib.send(
-                message,
-                hostname=settings.effective_smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=settings.smtp_password,
-                use_tls=settings.smtp_tls == "tls",
-                start_tls=settings.smtp_tls == "starttls",
-                timeout=SMTP_TIMEOUT,
-            )
+            errors = await _send(settings, message)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         permanent = [refusal for refusal in exc.recipients if refusal.code >= 500]
         first = exc.recipients[0]
@@ -190,6 +184,32 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
     _count(names.EMAILS_SENT, kind=kind)
     activity.logger.info("email %s (%s) sent", key, kind)
     return EmailResult(sent_at=sent_at, message_id=message_id, refused=refused)
+
+
+async def _send(settings: Settings, message: EmailMessage) -> dict[str, aiosmtplib.SMTPResponse]:
+    """One SMTP conversation, as `aiosmtplib.send` has it, but an attempt that fails or is cancelled (a worker
+    stopping hands its activities back) drops the connection at once instead of waiting on a stalled relay to
+    answer QUIT, and the goodbye after a sent message waits `QUIT_TIMEOUT` at most."""
+    client = aiosmtplib.SMTP(
+        hostname=settings.effective_smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        use_tls=settings.smtp_tls == "tls",
+        start_tls=settings.smtp_tls == "starttls",
+        timeout=SMTP_TIMEOUT,
+    )
+    try:
+        await client.connect()
+        errors, _ = await client.send_message(message)
+    except BaseException:
+        client.close()
+        raise
+    try:
+        await asyncio.wait_for(client.quit(), QUIT_TIMEOUT)
+    except (aiosmtplib.SMTPException, TimeoutError):
+        client.close()  # the relay took the message; its goodbye does not matter
+    return errors
 
 
 def _refusals(errors: dict[str, aiosmtplib.SMTPResponse]) -> list[tuple[str, aiosmtplib.SMTPResponseException]]:
