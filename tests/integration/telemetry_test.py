@@ -26,6 +26,7 @@ from starter.dev.mailsink import MailSink
 from store import users
 from store.db import dispose_all
 from store.migrate import upgrade_to_head
+from tests.deploy.observability_test import SERVER_METRICS, referenced_metrics
 from tests.integration.conftest import Stack, eventually, stack_settings
 from tests.integration.lifecycle_test import created, submitted
 from worker import build_worker
@@ -150,6 +151,19 @@ async def test_a_lifecycle_shows_in_the_worker_and_api_metrics(
     assert value(api, names.OUTBOX_OLDEST_UNSENT) == 0
     assert value(api, names.MAIL_FAILING) == 0
     assert not re.search(r"/enroll/[A-Za-z0-9_-]{20,}", api_answer.text)
+
+    # Every series the dashboard and the alert rules read is one these processes really serve (but the Temporal
+    # server's own, and the SDK's failure counters, which appear with the first failure).
+    served = {re.sub(r"_(bucket|sum|count)$", "", series.split("{")[0]) for series in {**worker, **api}}
+    expected_later = {
+        "temporal_workflow_task_execution_failed",
+        "temporal_activity_execution_failed",
+        "temporal_request_failure",
+        "temporal_workflow_failed",
+    }
+    assert referenced_metrics() - SERVER_METRICS - expected_later <= served, sorted(
+        referenced_metrics() - SERVER_METRICS - expected_later - served
+    )
 
 
 async def test_the_api_metrics_count_a_waiting_email_and_a_failing_relay(
