@@ -32,6 +32,7 @@ P = Permission
 
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # for the scraper inside the deployment: no public ingress (docs/operations.md)
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
