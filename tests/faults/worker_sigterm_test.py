@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -54,12 +54,6 @@ class Workers:
 
     def log(self, index: int) -> str:
         return (self.tmp_path / f"worker-{index}.log").read_text()
-
-
-@pytest.fixture
-def relay() -> Iterator[Relay]:
-    with Relay() as started:
-        yield started
 
 
 @pytest_asyncio.fixture
