@@ -260,7 +260,8 @@ def _print_urls(settings: Settings, data_dir: Path, embedded_temporal: bool, emb
     table.add_row("Portal / API", api)
     table.add_row("Health", f"{api}/healthz")
     table.add_row("OpenAPI", f"{api}/docs")
-    table.add_row("Metrics", f"{api}/metrics · http://{EMBEDDED_HOST}:{_metrics_port(settings)}/metrics (worker)")
+    table.add_row("Metrics", f"{api}/metrics")
+    table.add_row("Worker metrics", f"http://{EMBEDDED_HOST}:{_metrics_port(settings)}/metrics")
     if embedded_temporal:
         table.add_row("Temporal UI", f"http://{EMBEDDED_HOST}:{TEMPORAL_UI_PORT}")
     if embedded_mail:
