@@ -205,11 +205,24 @@ async def _send(settings: Settings, message: EmailMessage) -> dict[str, aiosmtpl
     except BaseException:
         client.close()
         raise
+    # The relay has the message now: nothing after this may make the attempt look failed, or its retry would send
+    # it again before the send is recorded. A worker stopping meanwhile (cancellation) waits for the record.
     try:
         await asyncio.wait_for(client.quit(), QUIT_TIMEOUT)
-    except (aiosmtplib.SMTPException, TimeoutError):
-        client.close()  # the relay took the message; its goodbye does not matter
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()
+    except asyncio.CancelledError:
+        client.close()
+        _uncancel()
     return errors
+
+
+def _uncancel() -> None:
+    """Take back a cancellation that arrived after the relay accepted the message: the attempt finishes (and
+    records the send) instead of failing into a retry that would send it twice."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def _refusals(errors: dict[str, aiosmtplib.SMTPResponse]) -> list[tuple[str, aiosmtplib.SMTPResponseException]]:

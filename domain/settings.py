@@ -118,8 +118,14 @@ class Settings(BaseSettings):
 
     @property
     def temporal_uses_tls(self) -> bool:
-        """TLS to Temporal: asked for, or implied by a client certificate, a CA or an API key (Temporal Cloud)."""
-        return bool(self.temporal_tls or self.temporal_tls_cert or self.temporal_tls_ca or self.temporal_api_key)
+        """TLS to Temporal: asked for, or implied by a client certificate, a CA, a server name or an API key."""
+        return bool(
+            self.temporal_tls
+            or self.temporal_tls_cert
+            or self.temporal_tls_ca
+            or self.temporal_tls_server_name
+            or self.temporal_api_key
+        )
 
     @field_validator("public_url", "temporal_ui_url")
     @classmethod

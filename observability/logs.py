@@ -19,10 +19,9 @@ from typing import Any
 from temporalio import activity, workflow
 
 from domain.settings import Settings
+from observability.redaction import redact
 from observability.tracing import current_trace_id
 
-_TOKEN_PATH = re.compile(r"/enroll/(?!thanks\b)[A-Za-z0-9_-]+")
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _ID_PATH = re.compile(r"^/(?:api/)?(?P<kind>enrollments|accounts)/(?P<id>[A-Za-z0-9_-]+)")
 _WORKFLOW_ID = re.compile(r"^(?P<kind>enrollment|account)-(?P<id>.+)$")
 _request_ids: ContextVar[dict[str, str] | None] = ContextVar("log_request_ids", default=None)
@@ -30,18 +29,27 @@ _request_ids: ContextVar[dict[str, str] | None] = ContextVar("log_request_ids", 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def redact(text: str) -> str:
-    return _EMAIL.sub("<email>", _TOKEN_PATH.sub("/enroll/<redacted>", text))
-
-
 class Redact(logging.Filter):
+    """On every handler: the message, its arguments and any traceback (a relay's reply in an exception can quote
+    an address) are redacted before any formatter sees them."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.args, dict):
             record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
         record.msg = redact(str(record.msg))
+        if record.exc_info:
+            record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
+            record.exc_info = None  # formatters print exc_text, already redacted
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 def bind_request_path(path: str) -> None:
@@ -96,6 +104,8 @@ class JsonFormatter(logging.Formatter):
             line["error"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
             line["error"] = redact(record.exc_text)
+        if record.stack_info:
+            line["stack"] = redact(record.stack_info)
         return json.dumps(line, ensure_ascii=False)
 
 

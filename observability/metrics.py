@@ -23,6 +23,8 @@ from observability.logs import bind_request_path
 
 log = logging.getLogger(__name__)
 UNMATCHED = "unmatched"  # a path no route serves: one label for all, whatever scanners try
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""The `method` label's values; any other method a client invents is counted as OTHER."""
 
 
 def worker_runtime(settings: Settings) -> Runtime | None:
@@ -151,6 +153,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
             self.metrics.requests.labels(method=method, route=route, status=str(status)).inc()
             self.metrics.duration.labels(method=method, route=route).observe(time.perf_counter() - started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -14,7 +15,9 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from observability.logs import Redact, redact
+from domain.settings import Settings
+from observability.logs import Redact, formatter
+from observability.redaction import redact
 
 TOKEN = "kWNNd3tWVgFWkwa6JPIZ3ggS3FIYdqzdNFAjCpRBKdQ"
 
@@ -82,3 +85,24 @@ async def test_the_running_api_logs_no_token(tmp_path: Path, temporal: WorkflowE
         lines = [json.loads(line) for line in log.splitlines() if line.strip()]
         access = [line for line in lines if line["logger"] == "uvicorn.access"]
         assert any("/enroll/<redacted>" in line["message"] for line in access), access
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_traceback_is_redacted_in_either_format(log_format: str) -> None:
+    """A relay's reply in an exception quotes the address it refused; the SDK logs failed activities with theirs."""
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(formatter(Settings(_env_file=None, log_format=log_format)))
+    handler.addFilter(Redact())
+    log = logging.getLogger("tests.traceback")
+    log.addHandler(handler)
+    try:
+        raise RuntimeError(f"550 5.1.1 <pat@acme.example> refused; form at /enroll/{TOKEN}?q=Acme%20Widgets")
+    except RuntimeError:
+        log.exception("email %s not accepted", "enrollment-1/invite-1", stack_info=True)
+    finally:
+        log.removeHandler(handler)
+    written = lines.getvalue()
+    assert "RuntimeError: 550 5.1.1 <<email>> refused" in written
+    for private in ("pat@acme.example", TOKEN, "Acme"):
+        assert private not in written
