@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -23,3 +24,11 @@ def make_settings(
         public_url="http://testserver",
         **extra,
     )
+
+
+def free_port() -> int:
+    """A port nobody listens on at this moment, on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -13,15 +12,9 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from starter.dev.mailsink import MailSink
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def healthy(port: int) -> bool:

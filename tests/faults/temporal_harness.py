@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from store.db import dispose_all
 from store.migrate import upgrade_to_head
 from tests.conftest import binary
 from tests.integration.conftest import VALID
-from tests.support import make_settings
+from tests.support import free_port, make_settings
 from worker import build_worker
 from workflows.names import SEARCH_ATTRIBUTES
 
@@ -48,13 +47,6 @@ FORM = {
     "country": "United Kingdom",
     "accept_terms": "yes",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class DevServer:

@@ -15,8 +15,9 @@ import httpx
 
 from starter.app import create_app
 from starter.dev.mailsink import MailSink
-from tests.faults.temporal_harness import FORM, OutageStack, free_port, outage_stack, until
+from tests.faults.temporal_harness import FORM, OutageStack, outage_stack, until
 from tests.integration.conftest import VALID
+from tests.support import free_port
 
 WITHIN = 10.0
 """Seconds within which every call must answer while Temporal is down."""

@@ -4,7 +4,6 @@ survive a rotated secret, invitations whose link died first, and the relay's hea
 from __future__ import annotations
 
 import dataclasses
-import socket
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from domain.models import (
 from starter.dev.mailsink import MailSink, list_messages
 from store import links, outbox
 from store.enrollments import record_enrollment
-from tests.support import make_settings
+from tests.support import free_port, make_settings
 
 
 def view(**changes: object) -> EnrollmentView:
@@ -110,12 +109,6 @@ async def test_an_invitation_whose_link_is_no_longer_current_is_dropped(
     await persist(database_url, view(link_version=2, status=EnrollmentStatus.cancelled), 2)
     result = await env("invite-2").run(acts.send_invitation, request(EmailKind.invitation, view(), 2))
     assert result.dropped, "a cancelled enrollment's invitation never goes"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_relay_trouble_retries_and_shows_until_the_relay_accepts(

@@ -26,7 +26,7 @@ from store import users
 from store.migrate import upgrade_to_head
 from tests.integration.conftest import VALID, eventually, stack_settings
 from tests.integration.worker_restart_test import worker_env
-from tests.security.logs_test import free_port
+from tests.support import free_port
 
 
 class Collector:

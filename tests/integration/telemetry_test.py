@@ -29,14 +29,8 @@ from store.migrate import upgrade_to_head
 from tests.deploy.observability_test import SERVER_METRICS, referenced_metrics
 from tests.integration.conftest import Stack, eventually, stack_settings
 from tests.integration.lifecycle_test import created, submitted
+from tests.support import free_port
 from worker import build_worker
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.settings import Settings
 from observability.logs import Redact, formatter
 from observability.redaction import redact
+from tests.support import free_port
 
 TOKEN = "kWNNd3tWVgFWkwa6JPIZ3ggS3FIYdqzdNFAjCpRBKdQ"
 
@@ -31,13 +31,6 @@ def test_the_filter_rewrites_arguments_and_message() -> None:
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s %s", ("GET", f"/enroll/{TOKEN}"), None)
     Redact().filter(record)
     assert TOKEN not in record.getMessage()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_addresses_are_redacted_wherever_they_appear() -> None:

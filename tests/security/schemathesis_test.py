@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 
@@ -16,15 +15,9 @@ from domain.models import Role
 from starter.dev.mailsink import MailSink
 from store import users
 from store.migrate import upgrade_to_head
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_no_generated_request_gets_a_server_error(
