@@ -185,6 +185,11 @@ class EmailKind(StrEnum):
     bounced_csm = "bounced_csm"
 
 
+LINK_EMAILS = (EmailKind.invitation, EmailKind.reminder)
+"""The emails that carry the contact's form link: only the live link's may go, and a bounce of one marks the
+enrollment Bounced."""
+
+
 class EmailRequest(Frozen):
     """One email to send, about an enrollment or an account; workflow id + activity id make it idempotent."""
 

@@ -22,6 +22,7 @@ from observability import names
 from observability.logs import bind_request_path
 
 log = logging.getLogger(__name__)
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin of every API series: nothing reads it
 UNMATCHED = "unmatched"  # a path no route serves: one label for all, whatever scanners try
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """The `method` label's values; any other method a client invents is counted as OTHER."""
@@ -47,7 +48,7 @@ def zero_worker_counters(
 ) -> None:
     """Start the business counters at 0, with the labels their first real count will have: a series that only
     appears with its first event is missed by `rate()` and `increase()`, and so by the alert rules."""
-    from domain.models import EmailKind, MemberType
+    from domain.models import LINK_EMAILS, EmailKind, MemberType
 
     meter = runtime.metric_meter.with_additional_attributes({"namespace": namespace, "task_queue": task_queue})
     workflow = meter.with_additional_attributes({"workflow_type": workflow_type})
@@ -60,12 +61,11 @@ def zero_worker_counters(
         zero(workflow, names.ENROLLMENTS_APPROVED, member_type=member_type.value)
     zero(workflow, names.ENROLLMENTS_EXPIRED)
     zero(workflow, names.REMINDERS)
-    link_kinds = (EmailKind.invitation, EmailKind.reminder)
-    for kind in link_kinds:
+    for kind in LINK_EMAILS:
         zero(workflow, names.EMAILS_BOUNCED, kind=kind.value)
     for kind in EmailKind:
         sender = meter.with_additional_attributes(
-            {"activity_type": link_activity if kind in link_kinds else mail_activity}
+            {"activity_type": link_activity if kind in LINK_EMAILS else mail_activity}
         )
         zero(sender, names.EMAILS_SENT, kind=kind.value)
         for error in ("SmtpDeferred", "SmtpUnreachable"):
@@ -76,7 +76,6 @@ class ApiMetrics:
     """The API's registry (one per app, so apps made in one process never collide)."""
 
     def __init__(self) -> None:
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin of every series
         self.registry = CollectorRegistry()
         self.requests = Counter(
             names.HTTP_REQUESTS, "HTTP requests answered", ["method", "route", "status"], registry=self.registry

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.enrollment import EnrollmentActivities
     from domain.models import (
         CONTACT,
+        LINK_EMAILS,
         SYSTEM,
         AccountFieldsBase,
         AccountInput,
@@ -60,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 S = EnrollmentStatus
-LINK_EMAILS = (EmailKind.invitation, EmailKind.reminder)
 RESENDS_PER_DAY = 5
 EXPIRED_REVIVAL_WINDOW = timedelta(days=30)
 CREATE_LEG: frozenset[Callable[..., Awaitable[Any]]] = frozenset(
