@@ -63,9 +63,9 @@ def zero_worker_counters(
     zero(workflow, names.REMINDERS)
     for kind in LINK_EMAILS:
         zero(workflow, names.EMAILS_BOUNCED, kind=kind.value)
-    for kind in EmailKind:
+    for kind in EmailKind:  # the invitation goes by its own activity; reminders and the rest by the mail one
         sender = meter.with_additional_attributes(
-            {"activity_type": link_activity if kind in LINK_EMAILS else mail_activity}
+            {"activity_type": link_activity if kind == EmailKind.invitation else mail_activity}
         )
         zero(sender, names.EMAILS_SENT, kind=kind.value)
         for error in ("SmtpDeferred", "SmtpUnreachable"):

@@ -81,13 +81,13 @@ async def test_a_lifecycle_shows_in_the_worker_and_api_metrics(
     tmp_path: Path, temporal: WorkflowEnvironment, mail_sink: MailSink, task_queue: str
 ) -> None:
     port = free_port()
-    settings = stack_settings(
-        tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}", temporal, mail_sink, task_queue, metrics_port=port
-    )
+    url = f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}"
+    settings = stack_settings(tmp_path, url, temporal, mail_sink, task_queue, metrics_port=port, reminders="3s")
     runtime = worker_runtime(settings)
     assert runtime is not None
     async with own_stack(settings, temporal, mail_sink, runtime) as stack:
         enrollment_id = await created(stack)
+        await eventually(lambda: len(stack.mail_to("pat@acme.example")) == 2)  # the reminder, 3 s on
         await submitted(stack, enrollment_id)
         reviewer = await stack.token_for("reviewer@provider.example", Role.reviewer)
         for step in ("start", "approve"):
@@ -138,7 +138,9 @@ async def test_a_lifecycle_shows_in_the_worker_and_api_metrics(
     assert value(worker, names.EMAILS_SENT, kind="invitation") == 1
     assert value(worker, f"{names.FORM_COMPLETION}_count", member_type="customer") == 1
     assert value(worker, f"{names.FORM_COMPLETION}_bucket", le="3600") == 1  # the buckets are of hours and days
-    for zero in (names.REMINDERS, names.ENROLLMENTS_EXPIRED, names.EMAILS_BOUNCED, names.EMAIL_FAILURES):
+    assert matching(worker, names.REMINDERS) == [1]
+    assert matching(worker, names.EMAILS_SENT, kind="reminder") == [1]
+    for zero in (names.ENROLLMENTS_EXPIRED, names.EMAILS_BOUNCED, names.EMAIL_FAILURES):
         assert value(worker, zero) == 0, zero  # present from the start, so rate() and alerts see them
 
     assert api_answer.status_code == 200
