@@ -12,12 +12,12 @@ from domain.settings import Settings
 from observability.logs import JsonFormatter, Redact
 
 
-def log_config(settings: Settings | None = None) -> dict[str, Any]:
+def log_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"redact": {"()": Redact}}
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]
-    if settings is not None and settings.log_format == "json":
+    if settings.log_format == "json":
         for name in config["formatters"]:
             config["formatters"][name] = {"()": JsonFormatter}
     config["root"] = {"handlers": ["default"], "level": "INFO"}

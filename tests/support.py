@@ -26,6 +26,16 @@ def make_settings(
     )
 
 
+def samples(exposition: str) -> dict[str, float]:
+    """`name{labels}` → value of every sample in a Prometheus text exposition."""
+    found = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            found[series] = float(value)
+    return found
+
+
 def free_port() -> int:
     """A port nobody listens on at this moment, on 127.0.0.1."""
     with socket.socket() as probe:

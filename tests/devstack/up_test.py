@@ -23,6 +23,7 @@ import pytest
 
 from observability import names
 from starter.dev.mailsink import list_messages
+from tests.support import samples
 from workflows.names import SEARCH_ATTRIBUTES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,7 +178,7 @@ def _create_one_enrollment(data_dir: Path) -> None:
 
 
 def _series(exposition: str) -> set[str]:
-    return {line.split("{")[0].split(" ")[0] for line in exposition.splitlines() if line and line[0] != "#"}
+    return {series.split("{")[0] for series in samples(exposition)}
 
 
 @pytest.mark.usefixtures("free_ports")

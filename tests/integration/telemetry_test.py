@@ -29,7 +29,7 @@ from store.migrate import upgrade_to_head
 from tests.deploy.observability_test import SERVER_METRICS, referenced_metrics
 from tests.integration.conftest import Stack, eventually, stack_settings
 from tests.integration.lifecycle_test import created, submitted
-from tests.support import free_port
+from tests.support import free_port, samples
 from worker import build_worker
 
 
@@ -48,16 +48,6 @@ async def own_stack(settings: Settings, temporal: WorkflowEnvironment, sink: Mai
             yield Stack(settings, temporal, sink, api, await users.create_token(url, "csm@provider.example"))
     finally:
         await dispose_all()
-
-
-def samples(exposition: str) -> dict[str, float]:
-    """`name{labels}` → value of every sample in a Prometheus text exposition."""
-    found = {}
-    for line in exposition.splitlines():
-        if line and not line.startswith("#"):
-            series, _, value = line.rpartition(" ")
-            found[series] = float(value)
-    return found
 
 
 def matching(found: dict[str, float], name: str, **labels: str) -> list[float]:
