@@ -139,6 +139,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         bind_request_path(scope["path"])
+        root_path = scope.get("root_path", "")
         started = time.perf_counter()
         status = 500
 
@@ -151,7 +152,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            # A route's template; for a mounted app (the static files), which sets no route, the mount's path.
+            mount = scope.get("root_path", "")[len(root_path) :]
+            route = getattr(scope.get("route"), "path", None) or mount or UNMATCHED
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
             self.metrics.requests.labels(method=method, route=route, status=str(status)).inc()
             self.metrics.duration.labels(method=method, route=route).observe(time.perf_counter() - started)

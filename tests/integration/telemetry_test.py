@@ -107,6 +107,7 @@ async def test_a_lifecycle_shows_in_the_worker_and_api_metrics(
             await eventually(approval_mailed)
             await eventually(all_sent)
             worker = await worker_samples()
+        assert (await stack.api.get("/static/site.css")).status_code == 200
         api_answer = await stack.api.get("/metrics")
 
     # The SDK's own series, with the task queue as a label.
@@ -140,6 +141,7 @@ async def test_a_lifecycle_shows_in_the_worker_and_api_metrics(
     # The route template, never the token.
     assert value(api, "enroll_http_requests_total", route="/enroll/{token:record}", status="303") == 1
     assert value(api, "enroll_http_request_duration_seconds_count", route="/api/enrollments") == 1
+    assert value(api, "enroll_http_requests_total", route="/static", status="200") == 1  # the mount, not "unmatched"
     assert value(api, names.ENROLLMENTS, status="Approved") == 1
     assert value(api, names.OUTBOX_UNSENT) == 0
     assert value(api, names.OUTBOX_OLDEST_UNSENT) == 0
