@@ -43,6 +43,26 @@ class Role(StrEnum):
     customer = "customer"
     mail_events = "mail-events"
     """A service user for the mail provider's webhook: it may only report on sent emails (POST /api/mail-events)."""
+    manufacturer = "manufacturer"
+    """An administrator of a credential manufacturer's member account."""
+
+
+MEMBER_ROLES: dict[MemberType, Role] = {
+    MemberType.customer: Role.customer,
+    MemberType.reseller: Role.reseller,
+    MemberType.manufacturer: Role.manufacturer,
+}
+"""The role of a member account's administrators, by the account's member type."""
+
+
+class AdministratorStatus(StrEnum):
+    """A member administrator as `/account/administrators` lists them."""
+
+    invited = "Invited"
+    active = "Active"
+    locked = "Locked"
+    disabled = "Disabled"
+    expired = "Expired"
 
 
 class Frozen(BaseModel):
@@ -183,6 +203,12 @@ class EmailKind(StrEnum):
     service_end_warning = "service_end_warning"
     account_expired = "account_expired"
     bounced_csm = "bounced_csm"
+    administrator_invitation = "administrator_invitation"
+    administrator_reminder = "administrator_reminder"
+    administrator_bounced = "administrator_bounced"
+    administrators_skipped = "administrators_skipped"
+    inactive_warning = "inactive_warning"
+    password_reset = "password_reset"  # noqa: S105 - an email kind, not a password
 
 
 LINK_EMAILS = (EmailKind.invitation, EmailKind.reminder)
@@ -190,12 +216,32 @@ LINK_EMAILS = (EmailKind.invitation, EmailKind.reminder)
 enrollment Bounced."""
 
 
+class AdministratorMail(Frozen):
+    """What an email to or about a member administrator says. Built by the activity that sends it, from the
+    store, so neither the address nor the link ever enters a workflow's history."""
+
+    user_id: str
+    email: str
+    name: str | None = None
+    account_id: str
+    organization_name: str
+    member_type: MemberType
+    link_version: int | None = None
+    expires_at: datetime | None = None
+    invited_by: str | None = None
+    reason: str | None = None
+    reset_token: str | None = None
+    """Only for `password_reset`: the API sends that email itself (no workflow), so the token stays in memory."""
+
+
 class EmailRequest(Frozen):
-    """One email to send, about an enrollment or an account; workflow id + activity id make it idempotent."""
+    """One email to send, about an enrollment, an account or an administrator; workflow id + activity id make it
+    idempotent."""
 
     kind: EmailKind
     enrollment: EnrollmentView | None = None
     account: AccountView | None = None
+    administrator: AdministratorMail | None = None
     to: list[str]
     link_version: int | None = None
     reason: str | None = None
@@ -352,3 +398,113 @@ class UsageReport(Frozen):
 
     users_existing: int
     reported_at: datetime
+
+
+# --- member administrators ---------------------------------------------------------------------------------
+
+
+class AdministratorInput(Frozen):
+    """The single argument of AdministratorWorkflow: one administrator's invitation, from the first email to
+    activation or expiry. No address: the activities read it from the store by `user_id`."""
+
+    user_id: str
+    account_id: str
+    invited_by: Actor
+    activation_ttl: float
+    """Seconds a link stays valid."""
+    reminder_after: float
+    """Seconds after each invitation at which the one reminder goes (none if it would come after expiry)."""
+    link_version: int = 1
+    """The link version this run starts with (a run started by a resend after the last one closed: one more)."""
+
+
+class AdministratorView(Frozen):
+    """The `status` query of AdministratorWorkflow."""
+
+    user_id: str
+    account_id: str
+    status: AdministratorStatus
+    link_version: int
+    expires_at: datetime
+    reminders_sent: int = 0
+    bounced: bool = False
+
+
+class InvitationAction(Frozen):
+    """Resend an administrator's invitation: who asked (an administrator of the account, or staff)."""
+
+    actor: Actor
+    note: str | None = None
+
+
+class InvitationRound(Frozen):
+    """An activity's argument: one link version of one administrator's invitation."""
+
+    user_id: str
+    account_id: str
+    link_version: int
+    expires_at: datetime | None = None
+
+
+class InvitationEvent(Frozen):
+    """Record a step of an administrator's invitation on the account's timeline (and the user's row)."""
+
+    user_id: str
+    account_id: str
+    event: str
+    actor: Actor
+    note: str | None = None
+    link_version: int | None = None
+    expires_at: datetime | None = None
+    bounce: str | None = None
+    """The relay's refusal, when the event is a bounce: the administrator shows as bounced until resent."""
+
+
+class InvitationOutcome(Frozen):
+    """What the store says of a round: still waiting, activated, or ended otherwise (disabled, replaced)."""
+
+    state: str
+    """invited · activated · expired · replaced · disabled"""
+
+
+class NewAdministrator(Frozen):
+    email: str
+    name: str | None = None
+
+
+class CreateAdministrators(Frozen):
+    """Approval: make these contacts administrators of the account (one login per address)."""
+
+    account_id: str
+    organization_name: str
+    member_type: MemberType
+    contacts: list[NewAdministrator]
+    by: Actor
+
+
+class AdministratorsCreated(Frozen):
+    """The users to invite, and the addresses not attached (a user of another account has them)."""
+
+    invite: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    """Sentences for the timeline and the reviewer: which address was not attached, and why."""
+
+
+class SkippedNotice(Frozen):
+    """Tell the approving reviewer which contacts could not become administrators."""
+
+    account_id: str
+    to: str
+    skipped: list[str]
+
+
+class InactiveSweep(Frozen):
+    """The daily sweep: warn administrators a week before `days` without a sign-in, disable them at `days`."""
+
+    days: int
+
+
+class InactiveSwept(Frozen):
+    warn: list[str] = Field(default_factory=list)
+    """User ids to warn (marked as warned in the same transaction)."""
+    disabled: int = 0

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     temporal_tls_ca: Path | None = None
     temporal_tls_server_name: str | None = None
     temporal_api_key: str | None = None
+    # Members (README "Member administrators"): the second factor, administrators' invitations and inactivity.
+    second_factor: Literal["required", "optional"] = "required"
+    activation_ttl: str = "7d"
+    activation_reminder: str = "3d"
+    inactive_disable_days: int = Field(default=180, ge=8)
 
     def missing_secret(self) -> str | None:
         """Why this process must not start without ENROLL_SECRET_KEY, or None when it may."""
@@ -91,7 +96,7 @@ class Settings(BaseSettings):
         parse_durations(value)
         return value
 
-    @field_validator("enrollment_ttl")
+    @field_validator("enrollment_ttl", "activation_ttl", "activation_reminder")
     @classmethod
     def _duration(cls, value: str) -> str:
         if parse_duration(value) <= timedelta(0):
@@ -139,6 +144,14 @@ class Settings(BaseSettings):
     @property
     def ttl(self) -> timedelta:
         return parse_duration(self.enrollment_ttl)
+
+    @property
+    def activation_window(self) -> timedelta:
+        return parse_duration(self.activation_ttl)
+
+    @property
+    def activation_reminder_after(self) -> timedelta:
+        return parse_duration(self.activation_reminder)
 
     @property
     def warning_offsets(self) -> list[timedelta]:

@@ -19,13 +19,16 @@ from store.paging import now
 from store.tables import TimelineEntry
 
 
-def append(session: AsyncSession, *, event: str, by: Actor, note: str) -> None:
-    """Add one user-management entry (no enrollment, no account) to the transaction of `session`."""
+def append(
+    session: AsyncSession, *, event: str, by: Actor, note: str, account_id: str | None = None, key: str | None = None
+) -> None:
+    """Add one user-management entry to the transaction of `session`: on a member account's timeline when it
+    is about one of its administrators (`account_id`). `key` makes it idempotent (a retried activity)."""
     session.add(
         TimelineEntry(
-            key=f"audit/{secrets.token_hex(12)}",
+            key=key or f"audit/{secrets.token_hex(12)}",
             enrollment_id=None,
-            account_id=None,
+            account_id=account_id,
             at=now(),
             event=event,
             actor=by.label[:254],

@@ -52,10 +52,58 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     role: Mapped[str] = mapped_column(String(16))
-    account_id: Mapped[str | None] = mapped_column(String(64))
+    account_id: Mapped[str | None] = mapped_column(String(64), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    """Argon2; empty for an administrator who has not activated yet (no password matches it)."""
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    name: Mapped[str | None] = mapped_column(String(200))
+    invitation: Mapped[str | None] = mapped_column(String(16))
+    """A member administrator's invitation: invited · expired · activated (None: a user the CLI or an admin made)."""
+    invitation_version: Mapped[int] = mapped_column(Integer, default=0)
+    invitation_expires_at: Mapped[datetime | None]
+    invitation_bounce: Mapped[str | None] = mapped_column(Text)
+    invited_by: Mapped[str | None] = mapped_column(String(254))
+    activated_at: Mapped[datetime | None]
+    last_signed_in_at: Mapped[datetime | None]
+    inactive_warned_at: Mapped[datetime | None]
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    """Bumped when the user's sessions must end (second factor changed or reset, password reset, disabled):
+    a session cookie carries the epoch it was issued in."""
+    totp_secret: Mapped[str | None] = mapped_column(Text)
+    """The second factor's TOTP key, sealed (store.sealed); None until it is turned on."""
+    totp_pending: Mapped[str | None] = mapped_column(Text)
+    """The key shown on /me/second-factor, sealed, until a code from it turns it on."""
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    """The last TOTP time step accepted: a code is accepted once, so only later steps pass."""
+    second_factor_at: Mapped[datetime | None]
+
+
+class RecoveryCode(Base):
+    """One of a user's ten recovery codes, by its keyed hash; used once."""
+
+    __tablename__ = "recovery_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class UserLink(Base):
+    """An activation link (`/activate/<token>`) or a password reset link (`/reset/<token>`), by the SHA-256 of
+    its token: the token itself is stored nowhere. Single use: `used_at` is set by a conditional update."""
+
+    __tablename__ = "user_links"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    """activation · reset"""
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    dead_at: Mapped[datetime | None]
 
 
 class ApiToken(Base):

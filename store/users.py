@@ -27,7 +27,7 @@ from store.tables import ApiToken, SignInThrottle, User
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "enr_"  # noqa: S105 - a prefix that marks our tokens, not a secret
-ACCOUNT_ROLES = frozenset({Role.reseller, Role.customer})
+ACCOUNT_ROLES = frozenset({Role.reseller, Role.customer, Role.manufacturer})
 FAILURES_PER_EMAIL = 5
 FAILURES_PER_ADDRESS = 20  # higher: an office behind one NAT address shares it
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -74,6 +74,11 @@ async def add_user(
     return user
 
 
+async def hash_password(password: str) -> str:
+    """Argon2 takes a while by design: on a thread, not the loop."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
 async def user_by_email(url: str, email: str) -> User | None:
     async with transaction(url) as session:
         return await session.scalar(select(User).where(User.email == email.strip().lower()))
@@ -93,7 +98,7 @@ async def check_password(url: str, email: str, password: str) -> User | None:
     """The enabled user with this email and password, else None. The Argon2 work (tens of milliseconds, by
     design) runs on a thread, so the API's other requests go on meanwhile."""
     user = await user_by_email(url, email)
-    if user is None or user.disabled:
+    if user is None or user.disabled or not user.password_hash:
         await asyncio.to_thread(_hasher.hash, password)  # the same work either way, so timing does not tell
         return None
     try:
@@ -112,23 +117,65 @@ async def sign_in(url: str, email: str, password: str, *, source: str | None) ->
     The check and the count are one transaction: an attempt is counted as a failure before its password is
     checked (and given back if it was right), so a burst of simultaneous guesses gets no more checked than
     the limit allows. The password check itself runs outside any transaction, holding no lock."""
-    keys = _throttle_keys(email, source)
-    at = now()
-    try:
-        async with transaction(url) as session:
-            for key, allowed in keys:
-                if not await _count_attempt(session, key, allowed, at):
-                    raise _Locked
-    except _Locked:
+    if not await count_attempt(url, email, source):
         return None
     user = await check_password(url, email, password)
     if user is not None:
-        async with transaction(url) as session:
-            await _forgive(session, keys)
+        await forgive(url, email, source)
     else:
         async with transaction(url) as session:
-            await _forget_stale(session, at)
+            await _forget_stale(session, now())
     return user
+
+
+async def count_attempt(url: str, email: str, source: str | None) -> bool:
+    """Count one attempt (a password, a second-factor code, a reset) against the email and the source address
+    before it is checked; False, with nothing counted, while either is locked."""
+    at = now()
+    try:
+        async with transaction(url) as session:
+            for key, allowed in _throttle_keys(email, source):
+                if not await _count_attempt(session, key, allowed, at):
+                    raise _Locked
+    except _Locked:
+        return False
+    return True
+
+
+async def forgive(url: str, email: str, source: str | None) -> None:
+    """The attempt counted by `count_attempt` was right: give it back."""
+    async with transaction(url) as session:
+        await _forgive(session, _throttle_keys(email, source))
+
+
+async def locked_emails(url: str, emails: list[str]) -> set[str]:
+    """Which of `emails` are locked out of signing in now (too many failed passwords or codes)."""
+    keys = {_throttle_keys(email, None)[0][0]: email.strip().lower() for email in emails}
+    if not keys:
+        return set()
+    query = select(SignInThrottle.key).where(SignInThrottle.key.in_(keys), SignInThrottle.locked_until > _at(now()))
+    async with transaction(url) as session:
+        return {keys[key] for key in await session.scalars(query)}
+
+
+async def unlock(url: str, email: str, *, by: Actor = SYSTEM, account_id: str | None = None) -> bool:
+    """Lift the lock on an email (and forget its failures); False when it was not locked."""
+    key = _throttle_keys(email, None)[0][0]
+    async with transaction(url) as session:
+        row = await session.get(SignInThrottle, key)
+        locked = row is not None and row.locked_until is not None and row.locked_until > now()
+        await session.execute(delete(SignInThrottle).where(SignInThrottle.key == key))
+        if locked:
+            audit.append(session, event="user unlocked", by=by, note=email.strip().lower(), account_id=account_id)
+        return locked
+
+
+async def mark_signed_in(url: str, user_id: str) -> None:
+    """A sign-in completed (password, and the second factor where there is one): the inactivity clock restarts."""
+    async with transaction(url) as session:
+        await session.execute(
+            update(User).where(User.id == user_id).values(last_signed_in_at=now(), inactive_warned_at=None)
+        )
 
 
 def _throttle_keys(email: str, source: str | None) -> list[tuple[str, int]]:

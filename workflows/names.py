@@ -46,3 +46,8 @@ def enrollment_workflow_id(enrollment_id: str) -> str:
 
 def account_workflow_id(account_id: str) -> str:
     return f"account-{account_id}"
+
+
+def administrator_workflow_id(user_id: str) -> str:
+    """One member administrator's invitation (AdministratorWorkflow): by user id, never by address."""
+    return f"administrator-{user_id}"

@@ -7,15 +7,31 @@ from fastapi import APIRouter
 from starter.portal.routes import (
     account_changes,
     accounts,
+    activation,
     admin,
+    administrators,
     auth,
     changes,
     contact_form,
     create,
     enrollments,
     review,
+    second_factor,
 )
 
 router = APIRouter(include_in_schema=False)
-for part in (auth, accounts, account_changes, create, enrollments, changes, review, admin, contact_form):
+for part in (
+    auth,
+    second_factor,
+    activation,
+    accounts,
+    account_changes,
+    administrators,
+    create,
+    enrollments,
+    changes,
+    review,
+    admin,
+    contact_form,
+):
     router.include_router(part.router)
