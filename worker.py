@@ -1,5 +1,6 @@
-"""The worker: runs EnrollmentWorkflow and MemberAccountWorkflow and their activities on the task queue
-(`ENROLL_TASK_QUEUE`; `workflows.names.TASK_QUEUE`, `enrollment`, by default)."""
+"""The worker: runs EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow and the daily
+InactiveAdministratorsWorkflow and their activities on the task queue (`ENROLL_TASK_QUEUE`;
+`workflows.names.TASK_QUEUE`, `enrollment`, by default), and creates the sweep's Temporal Schedule at start."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ import pydantic
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from activities.administrators import AdministratorActivities
 from activities.enrollment import EnrollmentActivities
 from domain.settings import Settings
 from observability import logs, tracing
 from observability.metrics import worker_runtime, zero_worker_counters
 from store.migrate import upgrade_to_head
 from workflows.account import MemberAccountWorkflow
+from workflows.administrator import AdministratorWorkflow
 from workflows.client import connect
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.inactive import InactiveAdministratorsWorkflow, ensure_schedule
 
 # A payload that does not fit its model (say, an activity result) fails the run at once instead of retrying
 # the workflow task forever. (A start input that does not decode never reaches workflow code; the API and
@@ -62,10 +66,11 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             mail_activity=EnrollmentActivities.send_email.__name__,
         )
     enrollment = EnrollmentActivities(settings)
+    administrators = AdministratorActivities(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[EnrollmentWorkflow, MemberAccountWorkflow],
+        workflows=[EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow, InactiveAdministratorsWorkflow],
         activities=[
             enrollment.validate,
             enrollment.persist,
@@ -74,6 +79,15 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             enrollment.send_email,
             enrollment.close_form_links,
             enrollment.record_account,
+            administrators.create_administrators,
+            administrators.notify_skipped,
+            administrators.send_administrator_invitation,
+            administrators.notify_bounced,
+            administrators.record_invitation,
+            administrators.invitation_outcome,
+            administrators.expire_invitation,
+            administrators.sweep_inactive,
+            administrators.send_inactive_warning,
         ],
         workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
         max_cached_workflows=WORKFLOW_CACHE,
@@ -85,6 +99,7 @@ async def run_worker(settings: Settings) -> None:
     upgrade_to_head(settings.effective_database_url)
     runtime = worker_runtime(settings)
     worker = await build_worker(settings, runtime)
+    await ensure_schedule(worker.client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.models import EmailKind, EmailRequest, EmailResult
+from domain.models import AdministratorMail, EmailKind, EmailRequest, EmailResult
 from domain.rules import has_control_characters
 from domain.settings import Settings
 from observability import names, tracing
@@ -48,6 +48,20 @@ def form_link(settings: Settings, enrollment_id: str, link_version: int) -> str:
     return f"{settings.public_url}/enroll/{form_token(settings.signing_key, enrollment_id, link_version)}"
 
 
+def activation_token(secret: bytes, user_id: str, link_version: int) -> str:
+    """An administrator's activation link token: like the form's, derived (never stored), under its own label."""
+    mac = hmac.new(secret, f"activation-link:{user_id}:{link_version}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def activation_link(settings: Settings, user_id: str, link_version: int) -> str:
+    return f"{settings.public_url}/activate/{activation_token(settings.signing_key, user_id, link_version)}"
+
+
+RESET_VALID_FOR = "30 minutes"
+"""How long a password reset link works (`store.administrators.RESET_TTL`), as the email says it."""
+
+
 def _when(at: datetime | None) -> str:
     return at.astimezone(UTC).strftime("%A %d %B %Y, %H:%M UTC") if at else "(no deadline)"
 
@@ -58,16 +72,26 @@ def _bad(message: str) -> ApplicationError:
 
 def render(settings: Settings, request: EmailRequest) -> tuple[str, str, str]:
     """(subject, text, html) of `request`."""
+    if request.administrator is not None:
+        context = _administrator_context(settings, request.kind, request.administrator)
+    else:
+        context = _enrollment_context(settings, request)
+    subject_line, _, text = _templates.get_template(f"{request.kind.value}.txt").render(context).partition("\n")
+    html = _templates.get_template(f"{request.kind.value}.html").render({**context, "subject": subject_line})
+    return subject_line.strip(), text.lstrip("\n"), html
+
+
+def _enrollment_context(settings: Settings, request: EmailRequest) -> dict[str, object]:
     e, a = request.enrollment, request.account
     subject_of = e or a
     if subject_of is None:
-        raise _bad("an email needs an enrollment or an account")
+        raise _bad("an email needs an enrollment, an account or an administrator")
     link = None
     if request.kind in (EmailKind.invitation, EmailKind.reminder):
         if e is None or request.link_version is None:
             raise _bad("an invitation or reminder needs an enrollment and a link version")
         link = form_link(settings, e.id, request.link_version)
-    context = {
+    return {
         "e": e,
         "a": a,
         "link": link,
@@ -77,9 +101,31 @@ def render(settings: Settings, request: EmailRequest) -> tuple[str, str, str]:
         "detail_url": f"{settings.public_url}/enrollments/{e.id}" if e else "",
         "account_url": f"{settings.public_url}/accounts/{a.id}" if a else "",
     }
-    subject_line, _, text = _templates.get_template(f"{request.kind.value}.txt").render(context).partition("\n")
-    html = _templates.get_template(f"{request.kind.value}.html").render({**context, "subject": subject_line})
-    return subject_line.strip(), text.lstrip("\n"), html
+
+
+def _administrator_context(settings: Settings, kind: EmailKind, m: AdministratorMail) -> dict[str, object]:
+    """An email to or about a member administrator: the activation link is derived here, the reset link comes
+    with the request (the API made it), and neither is logged."""
+    link = None
+    if kind in (EmailKind.administrator_invitation, EmailKind.administrator_reminder):
+        if m.link_version is None:
+            raise _bad("an administrator's invitation needs a link version")
+        link = activation_link(settings, m.user_id, m.link_version)
+    elif kind == EmailKind.password_reset:
+        if not m.reset_token:
+            raise _bad("a password reset email needs its token")
+        link = f"{settings.public_url}/reset/{m.reset_token}"
+    return {
+        "m": m,
+        "link": link,
+        "expires": _when(m.expires_at),
+        "valid_for": RESET_VALID_FOR,
+        "member_type": m.member_type.value,
+        "reason": m.reason or "",
+        "administrators_url": f"{settings.public_url}/account/administrators",
+        "account_url": f"{settings.public_url}/accounts/{m.account_id}",
+        "signin_url": f"{settings.public_url}/signin",
+    }
 
 
 def _domain(address: str) -> str:
@@ -130,6 +176,9 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
     non-retryable `SmtpRecipientRefused` with `[code, reply]` as details; everything else (no connection, 4xx,
     5xx at AUTH, MAIL FROM or DATA) is trouble on our side and retries until the relay accepts, with the
     relay's last reply kept for `/healthz`.
+
+    The API calls it outside any activity too (the password reset email): logging and metrics work there, and
+    no log line carries more than `key` and the kind, so `key` must never hold a token.
     """
     url = settings.effective_database_url
     earlier = await outbox.sent_result(url, key)
@@ -137,14 +186,13 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         activity.logger.info("email %s already sent, not sending again", key)
         return earlier
     message = build_message(settings, request, key)
-    account = request.account
     message_id = str(message["Message-ID"])
     await outbox.record_attempt(
         url,
         key=key,
         kind=request.kind.value,
-        enrollment_id=request.enrollment.id if request.enrollment else account.enrollment_id if account else None,
-        account_id=account.id if account else request.enrollment.account_id if request.enrollment else None,
+        enrollment_id=_enrollment_of(request),
+        account_id=_account_of(request),
         recipients=request.to,
         subject=str(message["Subject"]),
         message_id=message_id,
@@ -184,6 +232,20 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
     _count(names.EMAILS_SENT, kind=kind)
     activity.logger.info("email %s (%s) sent", key, kind)
     return EmailResult(sent_at=sent_at, message_id=message_id, refused=refused)
+
+
+def _enrollment_of(request: EmailRequest) -> str | None:
+    if request.enrollment is not None:
+        return request.enrollment.id
+    return request.account.enrollment_id if request.account else None
+
+
+def _account_of(request: EmailRequest) -> str | None:
+    if request.account is not None:
+        return request.account.id
+    if request.administrator is not None:
+        return request.administrator.account_id
+    return request.enrollment.account_id if request.enrollment else None
 
 
 async def _send(settings: Settings, message: EmailMessage) -> dict[str, aiosmtplib.SMTPResponse]:

@@ -483,19 +483,37 @@ class CreateAdministrators(Frozen):
 
 
 class AdministratorsCreated(Frozen):
-    """The users to invite, and the addresses not attached (a user of another account has them)."""
+    """What the store made of the contacts: the users to invite, and the addresses not attached (a user of
+    another account has them)."""
 
     invite: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
     """Sentences for the timeline and the reviewer: which address was not attached, and why."""
 
 
+class AdministratorsInvited(Frozen):
+    """`create_administrators`' answer to the account's workflow: user ids and counts only (the skipped
+    addresses went onto the account's timeline in the store), and the invitation's timing from the settings."""
+
+    invite: list[str] = Field(default_factory=list)
+    skipped: int = 0
+    activation_ttl: float
+    reminder_after: float
+
+
 class SkippedNotice(Frozen):
-    """Tell the approving reviewer which contacts could not become administrators."""
+    """Tell the approving reviewer which contacts could not become administrators. The activity reads which
+    from the account's timeline and the reviewer's address from the store, so no address enters the history."""
 
     account_id: str
-    to: str
-    skipped: list[str]
+    reviewer_id: str
+
+
+class InvitationMail(Frozen):
+    """`send_administrator_invitation`'s argument: the invitation or the reminder of one round."""
+
+    kind: EmailKind
+    round: InvitationRound
 
 
 class InactiveSweep(Frozen):
@@ -508,3 +526,10 @@ class InactiveSwept(Frozen):
     warn: list[str] = Field(default_factory=list)
     """User ids to warn (marked as warned in the same transaction)."""
     disabled: int = 0
+
+
+class InactiveWarning(Frozen):
+    """Warn one administrator that the sweep disables them after `days` without a sign-in."""
+
+    user_id: str
+    days: int

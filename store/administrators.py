@@ -42,6 +42,8 @@ MEMBER_ROLE_NAMES = frozenset(role.value for role in MEMBER_ROLES.values())
 ACTIVATION = "activation"
 RESET = "reset"
 RESET_TTL = timedelta(minutes=30)
+NOT_ATTACHED = "administrator not attached"
+"""The account's timeline event of a contact that could not become an administrator (the note says why)."""
 WARN_BEFORE = timedelta(days=7)
 """How long before the inactivity sweep disables an administrator it warns them by email."""
 
@@ -134,11 +136,12 @@ def _new_administrator(account_id: str, member_type: MemberType, email: str, nam
     )
 
 
-async def create_administrators(url: str, request: CreateAdministrators) -> AdministratorsCreated:
+async def create_administrators(url: str, request: CreateAdministrators, key: str) -> AdministratorsCreated:
     """Approval: each contact becomes an administrator of the account (one login per address). An address
-    that belongs to a user of another account (or to staff) is not attached; the result says so. Safe to run
-    again: a contact already made an administrator of this account is invited (again) if they have not
-    activated yet, and skipped silently if they have."""
+    that belongs to a user of another account (or to staff) is not attached: the account's timeline says so
+    (`NOT_ATTACHED`, keyed by `key`), and so does the result. Safe to run again: a contact already made an
+    administrator of this account is invited (again) if they have not activated yet, and skipped silently if
+    they have."""
     invite: list[str] = []
     skipped: list[str] = []
     seen: set[str] = set()
@@ -165,9 +168,18 @@ async def create_administrators(url: str, request: CreateAdministrators) -> Admi
                 if user.invitation == "invited":
                     invite.append(user.id)
             else:
-                skipped.append(
-                    f"{email} was not made an administrator: the address belongs to a user of another account"
-                )
+                sentence = f"{email} was not made an administrator: the address belongs to a user of another account"
+                skipped.append(sentence)
+                note_key = f"{key}/skipped-{len(skipped)}"
+                if not await _recorded(session, note_key):
+                    audit.append(
+                        session,
+                        event=NOT_ATTACHED,
+                        by=request.by,
+                        note=sentence,
+                        account_id=request.account_id,
+                        key=note_key,
+                    )
     return AdministratorsCreated(invite=invite, skipped=skipped)
 
 
@@ -227,6 +239,7 @@ async def record_invitation(url: str, event: InvitationEvent, key: str) -> None:
             user.invitation_version = version
             user.invitation_expires_at = event.expires_at
             user.invitation_bounce = None
+            await _kill_links(session, user.id, ACTIVATION, below=version)  # a resend: the old link dies now
         if event.bounce is not None:
             user.invitation_bounce = event.bounce
         if await _recorded(session, key):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.administrators import AdministratorActivities
     from activities.enrollment import EnrollmentActivities
     from domain.models import (
         SYSTEM,
@@ -20,16 +22,21 @@ with workflow.unsafe.imports_passed_through():
         AccountView,
         Actor,
         AddUsersPurchased,
+        AdministratorInput,
+        CreateAdministrators,
         EditAccount,
         EmailKind,
         EmailRequest,
         MailProblem,
         MemberType,
+        NewAdministrator,
         RecordAccount,
+        SkippedNotice,
         TimelineEvent,
         UsageReport,
     )
     from domain.status import AccountAction, account_refusal
+    from workflows.administrator import AdministratorWorkflow
     from workflows.common import (
         BEST_EFFORT_MAIL,
         EMAIL_TIMEOUT,
@@ -40,9 +47,12 @@ with workflow.unsafe.imports_passed_through():
         mail_problem_of,
         refuse,
     )
-    from workflows.names import ACCOUNT_STATUS, MEMBER_TYPE, SERVICE_END_DATE
+    from workflows.names import ACCOUNT_STATUS, MEMBER_TYPE, SERVICE_END_DATE, administrator_workflow_id
 
 A = AccountStatus
+MEMBER_ADMINISTRATORS = "member-administrators"
+"""The patch that makes the approved enrollment's contacts administrators of the account at its first run:
+runs started before it replay without that step."""
 
 
 def ends_at(view: AccountView) -> datetime:
@@ -61,6 +71,9 @@ class MemberAccountWorkflow:
     Emails are best-effort, sent by a mailer task outside the lock (a failure is an `email_failed` event).
     Suspension is kept apart from expiry: a Suspended account stays Suspended past its end date, and only
     reactivating it makes it Active (or Expired, once the date has passed).
+
+    At its first run the approved enrollment's contacts become the account's administrators, each invited by an
+    AdministratorWorkflow of its own (abandoned, so it outlives nothing it depends on here).
     """
 
     @workflow.init
@@ -85,6 +98,7 @@ class MemberAccountWorkflow:
         self._v2 = workflow.patched(BEST_EFFORT_MAIL)
         self._outbox: list[Mail] = []
         self._sending = False
+        self._notice: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, input: AccountInput) -> AccountView:
@@ -96,6 +110,8 @@ class MemberAccountWorkflow:
                 )
             else:
                 self._upsert_attributes()
+        if input.state is None and workflow.patched(MEMBER_ADMINISTRATORS):
+            await self._make_administrators(input)
         while self._view.status != A.deleted:
             # Bound the history over years of usage reports and edits: a fresh run carries the state on.
             if self._events >= input.events_per_run or workflow.info().is_continue_as_new_suggested():
@@ -312,7 +328,76 @@ class MemberAccountWorkflow:
         await self._record(event, SYSTEM, f"{problem.kind.value} to {problem.recipient}: {problem.reason}")
 
     def _mail_idle(self) -> bool:
-        return not self._outbox and not self._sending
+        return not self._outbox and not self._sending and (self._notice is None or self._notice.done())
+
+    # --- the administrators ----------------------------------------------------------------------------
+
+    async def _make_administrators(self, input: AccountInput) -> None:
+        """Approval makes the corporate and technical contacts administrators, each invited by a run of its own.
+        A contact not attached is on the timeline (the store wrote it, with its address) and the reviewer is
+        told; this history holds only user ids and counts."""
+        if input.form is None:
+            return
+        by = input.approved_by or input.created_by
+        request = CreateAdministrators(
+            account_id=self._view.id,
+            organization_name=self._view.organization_name,
+            member_type=self._view.member_type,
+            contacts=[
+                NewAdministrator(email=input.fields.corporate_contact_email, name=input.form.corporate_contact_name),
+                NewAdministrator(email=input.form.technical_contact_email, name=input.form.technical_contact_name),
+            ],
+            by=by,
+        )
+        created = await workflow.execute_activity_method(
+            AdministratorActivities.create_administrators,
+            request,
+            activity_id="create-administrators",
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        if not created.invite and not created.skipped:
+            return  # every contact was an administrator of this account already
+        note = f"{len(created.invite)} invited"
+        if created.skipped:
+            note += f"; {created.skipped} contact{'s' if created.skipped > 1 else ''} not attached"
+        async with self._lock:
+            await self._record("administrators invited", SYSTEM, note)
+        for user_id in created.invite:
+            # An administrator whose invitation already runs (a retried approval) keeps that run.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await workflow.start_child_workflow(
+                    AdministratorWorkflow.run,
+                    AdministratorInput(
+                        user_id=user_id,
+                        account_id=self._view.id,
+                        invited_by=by,
+                        activation_ttl=created.activation_ttl,
+                        reminder_after=created.reminder_after,
+                    ),
+                    id=administrator_workflow_id(user_id),
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    static_summary=f"Administrator invitation · account {self._view.id}",
+                )
+        if created.skipped and by.user_id:
+            self._notice = asyncio.create_task(
+                self._notify_skipped(SkippedNotice(account_id=self._view.id, reviewer_id=by.user_id))
+            )
+
+    async def _notify_skipped(self, notice: SkippedNotice) -> None:
+        """Best-effort, like every email: a failure is an `email_failed` event."""
+        try:
+            await workflow.execute_activity_method(
+                AdministratorActivities.notify_skipped,
+                notice,
+                activity_id="notify-skipped",
+                start_to_close_timeout=EMAIL_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError as err:
+            reason = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause or err)
+            async with self._lock:
+                await self._record("email_failed", SYSTEM, f"{EmailKind.administrators_skipped.value}: {reason}")
 
     # --- steps ---------------------------------------------------------------------------------------
 

@@ -269,3 +269,8 @@ def _print_urls(settings: Settings, data_dir: Path, embedded_temporal: bool, emb
     table.add_row("Data dir", str(data_dir))
     console.print("[bold green]Member Account Enrollment is running[/] (Ctrl-C stops it)")
     console.print(table)
+    console.print(
+        "First user: echo 'a long passphrase' | .venv/bin/enroll users add you@example.com --role admin "
+        f"--password-stdin, then sign in at {api} and set up the second factor with an authenticator app.",
+        markup=False,
+    )

@@ -3,7 +3,8 @@
 
 Most bounces arrive after the relay accepted the message. The report is matched to the email by its
 Message-ID (the outbox keeps it); a bounce then has the same effect as a refusal at RCPT — the enrollment is
-marked Bounced and the CSM is told — through the `mail_event` update of the email's workflow. Reports are
+marked Bounced and the CSM is told, an administrator's invitation is marked bounced and the inviter told —
+through the `mail_event` update of the email's workflow. Reports are
 idempotent: a provider retrying its webhook changes nothing more.
 """
 
@@ -18,8 +19,9 @@ from domain.models import EmailKind, FieldError, MailProblem
 from starter.services.enrollments import Conflict, InvalidInput, NotFound, run_update
 from store import outbox
 from workflows.account import MemberAccountWorkflow
+from workflows.administrator import AdministratorWorkflow
 from workflows.enrollment import EnrollmentWorkflow
-from workflows.names import account_workflow_id, enrollment_workflow_id
+from workflows.names import account_workflow_id, administrator_workflow_id, enrollment_workflow_id
 
 _STATE = {"bounced": "bounced", "complained": "complained", "delivered": "delivered"}
 
@@ -78,6 +80,11 @@ async def report(url: str, client: Client, body: MailEvent) -> MailEventResult:
             await run_update(client, workflow_id, EnrollmentWorkflow.mail_event, problem)
         elif workflow_id.startswith(account_workflow_id("")):
             await run_update(client, workflow_id, MemberAccountWorkflow.mail_event, problem)
+        elif workflow_id.startswith(administrator_workflow_id("")):
+            # The run works by user id: the address stays out of its history, in the recipient and the reason.
+            reason = problem.reason.replace(body.recipient, "the recipient")
+            anonymous = problem.model_copy(update={"recipient": "", "reason": reason})
+            await run_update(client, workflow_id, AdministratorWorkflow.mail_event, anonymous)
         else:
             return result  # no workflow of ours sent it: nothing to tell
     except Conflict:

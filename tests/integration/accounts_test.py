@@ -175,7 +175,9 @@ async def test_only_a_suspended_account_can_be_deleted_and_then_its_name_is_free
     assert again.status_code == 409
 
     assert (await stack.create(corporate_contact_email="robin@acme.example")).status_code == 201
-    events = [e["event"] for e in (await json_of(stack, url, stack.auth))["timeline"]]
+    timeline = (await json_of(stack, url, stack.auth))["timeline"]
+    # The administrators' invitations, run by workflows of their own, add their steps to the same timeline.
+    events = [e["event"] for e in timeline if not e["event"].startswith("administrator")]
     assert events[-4:] == ["suspended", "reactivated", "suspended", "deleted"]
 
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -26,24 +27,30 @@ from domain.models import (
     AccountChange,
     AccountInput,
     AddUsersPurchased,
+    AdministratorInput,
+    AdministratorsInvited,
+    CreateAdministrators,
     CsmAction,
     EditAccount,
     EditEnrollment,
     EmailKind,
     EnrollmentInput,
+    InvitationAction,
     LinkRequest,
     MailProblem,
     ReviewAction,
     Schedule,
+    SkippedNotice,
     SubmitForm,
     UsageReport,
 )
 from tests.conftest import SEARCH_ATTRIBUTES
-from tests.workflows import account_test, enrollment_test
+from tests.workflows import account_test, administrator_test, enrollment_test
 from tests.workflows.enrollment_test import CSM, FIELDS, FORM, REVIEWER
 from workflows.account import MemberAccountWorkflow
+from workflows.administrator import AdministratorWorkflow
 from workflows.enrollment import EnrollmentWorkflow
-from workflows.names import account_workflow_id, enrollment_workflow_id
+from workflows.names import account_workflow_id, administrator_workflow_id, enrollment_workflow_id
 
 HERE = Path(__file__).parent / "histories"
 DAY = 86_400.0
@@ -136,6 +143,40 @@ async def account_suspended_past_end(env: WorkflowEnvironment, handle: WorkflowH
     await handle.result()
 
 
+async def account_with_administrators(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """After MEMBER_ADMINISTRATORS: two contacts invited (each by a run of its own), one not attached and the
+    reviewer told; then the account is closed."""
+    await env.sleep(timedelta(days=1))
+    await handle.execute_update("suspend", AccountChange(actor=REVIEWER, audit_note="closing"))
+    await handle.execute_update("delete", AccountChange(actor=REVIEWER, audit_note="closed"))
+    await handle.result()
+
+
+async def administrator_expired_resent(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """An administrator's invitation: the reminder at 3 days, Expired at 7, resent, Expired again, and the run
+    ends once the resend window has passed."""
+    await env.sleep(timedelta(days=8))
+    await handle.execute_update("resend", InvitationAction(actor=CSM, note="asked again"))
+    await handle.result()
+
+
+def administrator_activities() -> list[Any]:
+    """The account's administrator steps, faked: two invited, one skipped."""
+
+    @activity.defn(name="create_administrators")
+    async def create_administrators(request: CreateAdministrators) -> AdministratorsInvited:
+        suffix = request.account_id[:8]
+        return AdministratorsInvited(
+            invite=[f"a{suffix}", f"b{suffix}"], skipped=1, activation_ttl=7 * DAY, reminder_after=3 * DAY
+        )
+
+    @activity.defn(name="notify_skipped")
+    async def notify_skipped(notice: SkippedNotice) -> None:
+        pass
+
+    return [create_administrators, notify_skipped, *administrator_test.Fakes().activities()]
+
+
 ENROLLMENT_SCENARIOS: dict[str, Scenario] = {
     "enrollment-expired-then-revived": expired_then_revived,
     "enrollment-edited-resent-cancelled": edited_resent_cancelled,
@@ -151,6 +192,12 @@ ENROLLMENT_SCENARIOS: dict[str, Scenario] = {
 ACCOUNT_SCENARIOS: dict[str, Scenario] = {
     "account-lifecycle": account_lifecycle,
     "account-mail-suspended-past-end": account_suspended_past_end,
+    # Recorded after MEMBER_ADMINISTRATORS: the contacts become administrators at the first run.
+    "account-with-administrators": account_with_administrators,
+}
+
+ADMINISTRATOR_SCENARIOS: dict[str, Scenario] = {
+    "administrator-expired-resent": administrator_expired_resent,
 }
 
 
@@ -173,11 +220,11 @@ async def record(
         account_only = [
             a for a in account_test.Fakes().activities() if a.__temporal_activity_definition.name == "record_account"
         ]
-        activities = enrollment_test.Fakes().activities() + account_only
+        activities = enrollment_test.Fakes().activities() + account_only + administrator_activities()
         async with Worker(
             env.client,
             task_queue=task_queue,
-            workflows=[EnrollmentWorkflow, MemberAccountWorkflow],
+            workflows=[EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow],
             activities=activities,
         ):
             handle = await start(env, task_queue)
@@ -223,15 +270,33 @@ async def account_starter(env: WorkflowEnvironment, task_queue: str) -> Workflow
     )
 
 
+async def administrator_starter(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    user_id = uuid.uuid4().hex[:16]
+    return await env.client.start_workflow(
+        AdministratorWorkflow.run,
+        AdministratorInput(
+            user_id=user_id,
+            account_id=uuid.uuid4().hex[:16],
+            invited_by=CSM,
+            activation_ttl=7 * DAY,
+            reminder_after=3 * DAY,
+        ),
+        id=administrator_workflow_id(user_id),
+        task_queue=task_queue,
+    )
+
+
 async def main(names: list[str]) -> None:
     HERE.mkdir(parents=True, exist_ok=True)
     if not names:
-        print("scenarios:", *ENROLLMENT_SCENARIOS, *ACCOUNT_SCENARIOS)
+        print("scenarios:", *ENROLLMENT_SCENARIOS, *ACCOUNT_SCENARIOS, *ADMINISTRATOR_SCENARIOS)
     for name in names:
         if name == "enrollment-mail-continued-as-new":
             await record(name, lambda env, queue: enrollment_starter(env, queue, 60), continued_as_new)
         elif name in ENROLLMENT_SCENARIOS:
             await record(name, enrollment_starter, ENROLLMENT_SCENARIOS[name])
+        elif name in ADMINISTRATOR_SCENARIOS:
+            await record(name, administrator_starter, ADMINISTRATOR_SCENARIOS[name])
         else:
             await record(name, account_starter, ACCOUNT_SCENARIOS[name])
 

@@ -12,19 +12,23 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.account import MemberAccountWorkflow
+from workflows.administrator import AdministratorWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_there_are_histories_for_both_workflows() -> None:
+def test_there_are_histories_for_every_long_lived_workflow() -> None:
     names = {path.name.split("-")[0] for path in HISTORIES}
-    assert names == {"enrollment", "account"}
+    assert names == {"enrollment", "account", "administrator"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[EnrollmentWorkflow, MemberAccountWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

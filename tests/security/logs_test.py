@@ -27,6 +27,11 @@ def test_redact_hides_tokens_but_not_the_thank_you_page() -> None:
     assert redact("GET /enroll/thanks") == "GET /enroll/thanks"
 
 
+def test_redact_hides_activation_and_reset_tokens() -> None:
+    assert redact(f"POST /activate/{TOKEN} HTTP/1.1") == "POST /activate/<redacted> HTTP/1.1"
+    assert redact(f"GET /reset/{TOKEN}?x=1") == "GET /reset/<redacted>?x=1"
+
+
 def test_the_filter_rewrites_arguments_and_message() -> None:
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s %s", ("GET", f"/enroll/{TOKEN}"), None)
     Redact().filter(record)

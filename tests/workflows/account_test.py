@@ -21,6 +21,8 @@ from domain.models import (
     AccountStatus,
     AccountView,
     AddUsersPurchased,
+    AdministratorsInvited,
+    CreateAdministrators,
     EditAccount,
     EmailKind,
     EmailRequest,
@@ -59,7 +61,11 @@ class Fakes:
             self.emails.append(Sent(request.kind, request.to, at))
             return EmailResult(sent_at=at, message_id="<fake@test>")
 
-        return [record_account, send_email]
+        @activity.defn(name="create_administrators")
+        async def create_administrators(request: CreateAdministrators) -> AdministratorsInvited:
+            return AdministratorsInvited(activation_ttl=7 * DAY, reminder_after=3 * DAY)
+
+        return [record_account, send_email, create_administrators]
 
     def events(self) -> list[str]:
         return [r.event.event for r in self.records if r.event]
