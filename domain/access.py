@@ -1,8 +1,9 @@
 """Who may do what: one table of permissions and the roles that hold them, and who may see which account.
 
 Every role decision of the API, the portal and the CLI asks this module, and nothing else. Resource-level
-rules come on top of the table: a reseller or customer user sees only its own member account (and a reseller
-its customers'), in `may_see` and `may_see_rollup`.
+rules come on top of the table: a reseller, customer or manufacturer user sees only its own member account (and
+a reseller its customers'), in `may_see` and `may_see_rollup`; a member role manages the administrators of its
+own account alone, in `may_manage_administrators`.
 docs/access.md is the matrix of every endpoint and page against every role;
 tests/security/access_matrix_test.py walks it.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from domain.models import AccountView, Role
+from domain.models import MEMBER_ROLES, AccountView, Role
 
 
 class Permission(StrEnum):
@@ -27,6 +28,7 @@ class Permission(StrEnum):
     users_manage = "users.manage"
     audit_export = "audit.export"
     mail_events = "mail.events"
+    administrators_manage = "administrators.manage"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ _STAFF = frozenset({Role.admin, Role.csm, Role.sales, Role.reviewer})
 _CREATORS = frozenset({Role.admin, Role.csm, Role.sales})
 _REVIEWERS = frozenset({Role.admin, Role.reviewer})
 _ADMINS = frozenset({Role.admin})
+MEMBERS = frozenset(MEMBER_ROLES.values())
+"""The roles bound to a member account (`users.account_id`): its administrators (reseller, customer,
+manufacturer)."""
 
 PERMISSIONS: Mapping[Permission, Grant] = {
     Permission.enrollments_read: Grant(_STAFF, "see enrollments"),
@@ -51,6 +56,7 @@ PERMISSIONS: Mapping[Permission, Grant] = {
     Permission.users_manage: Grant(_ADMINS, "manage users and their API tokens"),
     Permission.audit_export: Grant(_ADMINS, "export the audit trail"),
     Permission.mail_events: Grant(frozenset({Role.admin, Role.mail_events}), "report on sent emails"),
+    Permission.administrators_manage: Grant(_CREATORS | MEMBERS, "manage the administrators of member accounts"),
 }
 
 
@@ -83,12 +89,13 @@ class Viewer(Protocol):
 
 
 def may_see(viewer: Viewer, account: AccountView) -> bool:
-    """Staff: every account. A customer user: its own. A reseller user: its own and its customers'."""
+    """Staff: every account. A customer or manufacturer user: its own. A reseller user: its own and its
+    customers'."""
     if viewer.role in STAFF:
         return True
     if not viewer.account_id:
         return False
-    if viewer.role == Role.customer:
+    if viewer.role in (Role.customer, Role.manufacturer):
         return account.id == viewer.account_id
     if viewer.role == Role.reseller:
         return viewer.account_id in (account.id, account.reseller_account_id)
@@ -100,3 +107,12 @@ def may_see_rollup(viewer: Viewer, account_id: str) -> bool:
     if viewer.role in STAFF:
         return True
     return viewer.role == Role.reseller and bool(viewer.account_id) and viewer.account_id == account_id
+
+
+def may_manage_administrators(viewer: Viewer, account_id: str) -> bool:
+    """Staff holding `administrators.manage`: any account's administrators. A member role (reseller,
+    customer, manufacturer): its own account's alone; a reseller sees its customers' accounts but does not
+    manage their administrators."""
+    if viewer.role in MEMBERS:
+        return bool(viewer.account_id) and viewer.account_id == account_id
+    return allows(viewer.role, Permission.administrators_manage)

@@ -9,11 +9,13 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from domain.access import Permission, allows, may_see, may_see_rollup, refusal
+from domain.access import Permission, allows, may_manage_administrators, may_see, may_see_rollup, refusal
 from domain.models import AccountView, Actor, FieldError
 from domain.settings import Settings
 from starter.security import request_source
 from starter.services.accounts import AccountReader, AccountService, Rollup
+from starter.services.administrator_changes import AdministratorChanges
+from starter.services.administrators import AdministratorService
 from starter.services.enrollments import EnrollmentService, InvalidInput, NotFound
 from store import users
 from store.paging import BadCursor
@@ -58,6 +60,13 @@ def get_account_service(settings: SettingsDep, client: ClientDep) -> AccountServ
 
 
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
+
+def get_administrator_service(settings: SettingsDep, client: ClientDep) -> AdministratorService:
+    return AdministratorService(settings, client)
+
+
+AdministratorServiceDep = Annotated[AdministratorService, Depends(get_administrator_service)]
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -107,6 +116,7 @@ AccountManager = Annotated[User, require(Permission.accounts_suspend)]
 AccountEditor = Annotated[User, require(Permission.accounts_change)]
 Metering = Annotated[User, require(Permission.accounts_usage)]
 AuditExporter = Annotated[User, require(Permission.audit_export)]
+AdministratorManager = Annotated[User, require(Permission.administrators_manage)]
 
 
 def get_account_reader(settings: SettingsDep) -> AccountReader:
@@ -134,3 +144,27 @@ async def visible_rollup(
         return await reader.rollup(account_id, limit=limit, cursor=cursor)
     except BadCursor as exc:
         raise InvalidInput([FieldError(field="cursor", message=str(exc))]) from exc
+
+
+def get_administrator_changes(settings: SettingsDep) -> AdministratorChanges:
+    return AdministratorChanges(settings)
+
+
+AdministratorChangesDep = Annotated[AdministratorChanges, Depends(get_administrator_changes)]
+
+
+async def manageable(reader: AccountReader, user: User, account_id: str) -> AccountView:
+    """The account, if `user` may manage its administrators (`may_manage_administrators`); otherwise the same
+    404 as for an account that does not exist. A reseller sees its customers' accounts, but not this."""
+    if not may_manage_administrators(user, account_id):
+        raise NotFound(f"No member account has the id {account_id}.")
+    return await reader.get(account_id)
+
+
+async def managed_account(account_id: str, user: AdministratorManager, reader: AccountReaderDep) -> AccountView:
+    """The API's account whose administrators are asked about: 403 for a role without
+    `administrators.manage`, then 404 for an account one may not manage, before any body is read."""
+    return await manageable(reader, user, account_id)
+
+
+ManagedAccount = Annotated[AccountView, Depends(managed_account)]

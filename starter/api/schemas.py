@@ -20,6 +20,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from domain.models import (
     AccountFields,
     AccountFieldsBase,
+    AdministratorStatus,
     ContactForm,
     EnrollmentStatus,
     EnrollmentView,
@@ -27,6 +28,7 @@ from domain.models import (
     MemberType,
     TimelineEvent,
 )
+from domain.rules import check_email
 from starter.services.accounts import check_account_edit, check_order, check_usage
 from starter.services.enrollments import InvalidInput, check_note, new_account_fields
 
@@ -221,6 +223,28 @@ class AccountEdit(BaseModel):
         return {**{name: value for name, value in named.items() if name in data}, "audit_note": note}
 
 
+# --- member administrators ---------------------------------------------------------------------------------
+
+
+class AdministratorInvite(BaseModel):
+    """The body of POST /api/accounts/{id}/administrators: the address to invite (`domain.rules.check_email`,
+    free-mail domains refused as for the contacts). No other field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        email, problem = check_email(data.get("email"), _free_mail.get())
+        if problem is not None:
+            raise refused(cls, [FieldError(field="email", message=problem)])
+        return {**data, "email": email}
+
+
 # --- answers -----------------------------------------------------------------------------------------------
 
 
@@ -270,3 +294,28 @@ class ErrorList(BaseModel):
 
 class Detail(BaseModel):
     detail: str
+
+
+class AdministratorOut(BaseModel):
+    """A member account's administrator: who, their status and its dates, whether their second factor is set
+    up, and a bounce of their invitation. Never a token, password or second-factor key."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: str
+    email: str
+    name: str | None
+    role: str
+    account_id: str
+    status: AdministratorStatus
+    invited_at: datetime
+    invited_by: str | None
+    invitation_expires_at: datetime | None
+    activated_at: datetime | None
+    last_signed_in_at: datetime | None
+    second_factor: bool
+    bounce: str | None
+
+
+class AdministratorList(BaseModel):
+    items: list[AdministratorOut]

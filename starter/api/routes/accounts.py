@@ -55,11 +55,11 @@ async def list_accounts(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AccountPage:
-    """Newest first; `q` matches part of the organization name. A customer user gets its own account alone;
-    a reseller user only the customers it sold."""
+    """Newest first; `q` matches part of the organization name. A customer or manufacturer user gets its own
+    account alone; a reseller user only the customers it sold."""
     if user.role not in STAFF and not user.account_id:
         return AccountPage(items=[], next_cursor=None)
-    if user.role == Role.customer:
+    if user.role in (Role.customer, Role.manufacturer):
         try:
             account = await reader.get(user.account_id or "")
         except NotFound:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from domain.access import STAFF
+from domain.access import STAFF, may_manage_administrators
 from domain.models import AccountStatus, AccountView, MemberType, Role
 from domain.settings import Settings
 from starter.deps import AccountReaderDep, SettingsDep, visible, visible_rollup
@@ -61,13 +61,15 @@ async def account_done(request: Request, reader: AccountReader) -> str | None:
 
 
 def own_links(user: User) -> list[tuple[str, str]]:
-    """The Links pane of a reseller or customer user: their own pages."""
+    """The Links pane of a member account's administrator (reseller, customer, manufacturer): their own pages."""
+    administrators = ("/account/administrators", "Administrators")
     if user.role == Role.reseller:
         return [
             (f"/accounts/{user.account_id}/customers", "Your customers"),
             (f"/accounts/{user.account_id}", "Your Account Summary"),
+            administrators,
         ]
-    return [(f"/accounts/{user.account_id}", "Account Summary")]
+    return [(f"/accounts/{user.account_id}", "Account Summary"), administrators]
 
 
 def day_param(raw: str | None) -> date | None:
@@ -143,6 +145,7 @@ async def account(
         "actions": actions_for(user, view),
         "reseller": await reseller_of(reader, view),
         "temporal_url": temporal_url(settings, view.id),
+        "can_manage_administrators": may_manage_administrators(user, view.id),
     }
     return page(request, "portal/account.html", context)
 
