@@ -120,10 +120,10 @@ def _administrator_context(settings: Settings, kind: EmailKind, m: Administrator
         "link": link,
         "expires": _when(m.expires_at),
         "valid_for": RESET_VALID_FOR,
-        "member_type": m.member_type.value,
+        "member_type": m.member_type.value if m.member_type else "",
         "reason": m.reason or "",
         "administrators_url": f"{settings.public_url}/account/administrators",
-        "account_url": f"{settings.public_url}/accounts/{m.account_id}",
+        "account_url": f"{settings.public_url}/accounts/{m.account_id}" if m.account_id else "",
         "signin_url": f"{settings.public_url}/signin",
     }
 

@@ -223,9 +223,10 @@ class AdministratorMail(Frozen):
     user_id: str
     email: str
     name: str | None = None
-    account_id: str
+    account_id: str | None = None
+    """None for a staff user's password reset (staff belong to no member account)."""
     organization_name: str
-    member_type: MemberType
+    member_type: MemberType | None = None
     link_version: int | None = None
     expires_at: datetime | None = None
     invited_by: str | None = None

@@ -297,6 +297,7 @@ async def set_disabled(url: str, email: str, disabled: bool, *, by: Actor = SYST
             raise UserError(f"no user with the email {email}")
         if user.disabled != disabled:
             user.disabled = disabled
+            user.session_epoch += 1
             audit.append(session, event="user disabled" if disabled else "user enabled", by=by, note=user.email)
         return user
 

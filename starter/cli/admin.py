@@ -15,6 +15,7 @@ from domain.settings import Settings, parse_duration
 from starter.cli.common import console
 from starter.cli.common import fail as _fail
 from starter.cli.common import run as _run
+from store import second_factor as second_factor_store
 from store import users as user_store
 
 users_app = typer.Typer(help="Manage the people who sign in.", no_args_is_help=True)
@@ -95,6 +96,25 @@ def _set_disabled(email: str, disabled: bool) -> None:
     except user_store.UserError as exc:
         raise _fail(str(exc), 2) from exc
     console.print(f"{email} {'disabled' if disabled else 'enabled'}", highlight=False)
+
+
+@users_app.command("reset-second-factor")
+def users_reset_second_factor(email: str) -> None:
+    """Take a user's second factor off (a lost phone and lost recovery codes): their sessions end, and they set
+    up a new one at their next sign-in."""
+
+    async def job(settings: Settings) -> None:
+        url = settings.effective_database_url
+        user = await user_store.user_by_email(url, email)
+        if user is None:
+            raise user_store.UserError(f"no user with the email {email}")
+        await second_factor_store.reset(url, user.id, by=operator())
+
+    try:
+        _run(job)
+    except user_store.UserError as exc:
+        raise _fail(str(exc), 2) from exc
+    console.print(f"{email}: second factor reset; they set up a new one at their next sign-in", highlight=False)
 
 
 @tokens_app.command("create")

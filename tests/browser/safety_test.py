@@ -8,7 +8,14 @@ import re
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.stack import CSM, CUSTOMER_USER, PASSWORD, REVIEWER, Portal
-from tests.browser.steps import contact_for, create_account, shot, sign_in, submit_form_by_http
+from tests.browser.steps import (
+    contact_for,
+    create_account,
+    pass_second_factor,
+    shot,
+    sign_in,
+    submit_form_by_http,
+)
 
 MARKUP = '<img src=x onerror="window.__owned=1"><script>window.__owned=1</script><b>Bold</b> Ltd'
 
@@ -69,6 +76,7 @@ def test_sign_in_goes_back_only_to_a_page_of_this_site(portal: Portal, page: Pag
     page.get_by_label("Email address").fill(CSM)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    pass_second_factor(page, CSM)
     expect(page).to_have_url(f"{portal.base_url}/enrollments")
 
 
@@ -103,6 +111,7 @@ def test_a_csm_gets_through_with_the_keyboard_alone(portal: Portal, page: Page) 
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
+    pass_second_factor(page, CSM)
     expect(page).to_have_url(re.compile(r"/enrollments$"))
 
     page.keyboard.press("Tab")

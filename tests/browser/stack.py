@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,11 +68,29 @@ class StackThread:
 
 
 @dataclass
+class SecondFactor:
+    """A user's authenticator app: the key read from the setup page, and the last time step whose code was
+    used (the portal accepts each step once)."""
+
+    key: str
+    last_step: int = 0
+
+
+PORTALS: dict[str, Portal] = {}
+"""Each running portal by its base URL, so a step that has only the page finds it."""
+
+
+@dataclass
 class Portal:
     base_url: str
     settings: Settings
     stack: StackThread
     shots: Path
+    second_factors: dict[str, SecondFactor] = field(default_factory=dict)
+    """Email → the second factor set up at that user's first sign-in."""
+
+    def __post_init__(self) -> None:
+        PORTALS[self.base_url] = self
 
     def mail_to(self, address: str) -> list[StoredMessage]:
         return [m for m in list_messages(self.settings.mailbox_dir) if address in m.rcpt_tos]

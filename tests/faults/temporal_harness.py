@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi.responses import Response
+import pyotp
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -22,8 +22,8 @@ from domain.models import Role
 from domain.settings import Settings
 from starter.app import create_app
 from starter.dev.mailsink import MailSink, list_messages
-from starter.portal.session import CSRF_FIELD, new_session, write_session
-from store import users
+from starter.portal.session import CSRF_FIELD, cookie_header, session_for
+from store import second_factor, users
 from store.db import dispose_all
 from store.migrate import upgrade_to_head
 from tests.conftest import binary
@@ -171,12 +171,16 @@ async def until(check: Callable[[], object], timeout: float = 30.0) -> None:
         await asyncio.sleep(0.2)
 
 
-def portal_cookie(settings: Settings, user_id: str) -> tuple[str, str]:
-    """What signing in gives a browser: (the `Cookie` header, the session's CSRF token)."""
-    session = new_session(user_id)
-    response = Response()
-    write_session(response, settings, session)
-    return response.headers["set-cookie"].split(";", 1)[0], session.csrf
+async def portal_cookie(settings: Settings, user_id: str) -> tuple[str, str]:
+    """What a full sign-in gives a browser: (the `Cookie` header, the session's CSRF token). The user gets a
+    real second factor first (required by default), so the session is one of a full sign-in."""
+    url = settings.effective_database_url
+    key = await second_factor.setup_key(url, settings.signing_key, user_id)
+    assert await second_factor.turn_on(url, settings.signing_key, user_id, pyotp.TOTP(key).now()) is not None
+    user = await users.user_by_id(url, user_id)
+    assert user is not None
+    session = session_for(user, second_factor=True)
+    return cookie_header(settings, session), session.csrf
 
 
 @contextlib.asynccontextmanager
@@ -192,7 +196,7 @@ async def outage_stack(tmp_path: Path, sink: MailSink, task_queue: str) -> Async
     try:
         admin = await users.add_user(url, email="admin@provider.example", role=Role.admin, password="a long password!")
         token = await users.create_token(url, "admin@provider.example")
-        cookie, csrf = portal_cookie(settings, admin.id)
+        cookie, csrf = await portal_cookie(settings, admin.id)
         async with (
             await build_worker(settings),
             httpx.AsyncClient(

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest_asyncio
-from fastapi.responses import Response
 from temporalio.testing import WorkflowEnvironment
 
 from domain.models import Role
 from domain.settings import Settings
 from starter.app import create_app
 from starter.dev.mailsink import MailSink
-from starter.portal.session import new_session, write_session
-from store import users
+from starter.portal.session import cookie_header, new_session, session_for
+from store import second_factor, users
 from store.db import dispose_all
 from store.migrate import upgrade_to_head
 from tests.integration.conftest import Stack, stack_settings
@@ -27,6 +27,7 @@ from worker import build_worker
 PASSWORD = "a long enough password"
 RESELLER_ACCOUNT = "acct-reseller"
 CUSTOMER_ACCOUNT = "acct-customer"
+MANUFACTURER_ACCOUNT = "acct-manufacturer"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Person:
     token: str
     cookie: str
     csrf: str
+    totp_key: str | None = None
+    """The key of their second factor (turned on with the code of the current 30 s step)."""
 
     @property
     def auth(self) -> dict[str, str]:
@@ -50,21 +53,42 @@ class Person:
 
 
 def portal_session(settings: Settings, user_id: str | None) -> tuple[str, str]:
-    """What signing in gives a browser: (the `Cookie` header, the session's CSRF token)."""
+    """A visitor's session (`None`), or a password-only one of `user_id` in epoch 0: (the `Cookie` header, the
+    session's CSRF token). A full sign-in is `signed_in_session`."""
     session = new_session(user_id)
-    response = Response()
-    write_session(response, settings, session)
-    return response.headers["set-cookie"].split(";", 1)[0], session.csrf
+    return cookie_header(settings, session), session.csrf
+
+
+async def turn_on_second_factor(settings: Settings, user_id: str) -> str:
+    """Give the user a real second factor, turned on with the current step's code; its key."""
+    url = settings.effective_database_url
+    key = await second_factor.setup_key(url, settings.signing_key, user_id)
+    assert await second_factor.turn_on(url, settings.signing_key, user_id, pyotp.TOTP(key).now()) is not None
+    return key
+
+
+async def signed_in_session(settings: Settings, user_id: str) -> tuple[str, str]:
+    """What a full sign-in (password and second factor) gives a browser now: (the `Cookie` header, the CSRF
+    token), in the user's current session epoch."""
+    user = await users.user_by_id(settings.effective_database_url, user_id)
+    assert user is not None
+    session = session_for(user, second_factor=True)
+    return cookie_header(settings, session), session.csrf
 
 
 async def person(settings: Settings, role: Role, email: str | None = None) -> Person:
     url = settings.effective_database_url
     email = email or f"{role.value}.user@provider.example"
-    account = {Role.reseller: RESELLER_ACCOUNT, Role.customer: CUSTOMER_ACCOUNT}.get(role)
+    account = {
+        Role.reseller: RESELLER_ACCOUNT,
+        Role.customer: CUSTOMER_ACCOUNT,
+        Role.manufacturer: MANUFACTURER_ACCOUNT,
+    }.get(role)
     user = await users.add_user(url, email=email, role=role, password=PASSWORD, account_id=account)
     token = await users.create_token(url, email)
-    cookie, csrf = portal_session(settings, user.id)
-    return Person(role, email, user.id, token, cookie, csrf)
+    key = await turn_on_second_factor(settings, user.id)
+    cookie, csrf = await signed_in_session(settings, user.id)
+    return Person(role, email, user.id, token, cookie, csrf, key)
 
 
 @contextlib.asynccontextmanager

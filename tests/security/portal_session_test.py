@@ -1,5 +1,6 @@
 """Portal sessions and status messages against the store alone (no Temporal): a disabled user's session is
-treated as signed out, and a `?done=…&id=…` message names only a record the viewer may see."""
+treated as signed out, and a `?done=…&id=…` message names only a record the viewer may see. (Sessions and the
+second factor: second_factor_test.py.)"""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from starter.app import create_app
 from store import users
 from store.accounts import record_account
 from store.enrollments import record_enrollment
-from tests.security.conftest import CUSTOMER_ACCOUNT, PASSWORD, portal_session
+from tests.security.conftest import CUSTOMER_ACCOUNT, PASSWORD, signed_in_session, turn_on_second_factor
 from tests.support import make_settings
 
 AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -93,7 +94,8 @@ async def signed_in(settings: Settings, role: Role, email: str) -> str:
     user = await users.add_user(
         settings.effective_database_url, email=email, role=role, password=PASSWORD, account_id=account
     )
-    return portal_session(settings, user.id)[0]
+    await turn_on_second_factor(settings, user.id)
+    return (await signed_in_session(settings, user.id))[0]
 
 
 async def test_a_disabled_users_session_is_signed_out_and_gets_the_sign_in_form(

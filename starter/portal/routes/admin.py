@@ -21,6 +21,7 @@ from starter.portal.common import PortalRoute, form_text, page, redirect, refusa
 from starter.portal.session import PortalAdmin, PortalAuditExporter
 from starter.services.enrollments import NotFound
 from store import accounts, audit, users
+from store import second_factor as second_factors
 from store.tables import User
 
 router = APIRouter(prefix="/admin", include_in_schema=False, route_class=PortalRoute)
@@ -32,6 +33,11 @@ ROLES = [
     (Role.reviewer.value, "Reviewer", "Reviews submitted forms; suspends and reactivates accounts."),
     (Role.reseller.value, "Reseller", "Sees its own reseller account and its customers' (needs the account)."),
     (Role.customer.value, "Customer", "Sees its own member account (needs the account)."),
+    (
+        Role.manufacturer.value,
+        "Manufacturer",
+        "Sees its own manufacturer account and uploads its credentials (needs the account).",
+    ),
     (Role.mail_events.value, "Mail events", "A service user for the mail provider's webhook: reports bounces only."),
 ]
 DONE = {
@@ -39,6 +45,8 @@ DONE = {
     "disabled": "The user is disabled: they cannot sign in, and their API tokens stop working.",
     "enabled": "The user is enabled again.",
     "revoked": "The token is revoked: it stops working at once.",
+    "second_factor_reset": "The user's second factor is reset: their sessions ended, and they set up a new one "
+    "at their next sign-in.",
 }
 MAX_PASSWORD = 1000
 
@@ -91,6 +99,8 @@ async def check_new_user(settings: Settings, form: Any) -> tuple[dict[str, str],
             errors["account_id"] = f"must be the id of the member account this {role} user belongs to"
         elif role == Role.reseller and account.member_type != MemberType.reseller:
             errors["account_id"] = "must be a reseller member account for a reseller user"
+        elif role == Role.manufacturer and account.member_type != MemberType.manufacturer:
+            errors["account_id"] = "must be a manufacturer member account for a manufacturer user"
     elif values["account_id"]:
         errors["account_id"] = f"must be left empty: a {role} user is not bound to a member account"
     if problem := _weak(form_text(form, "password") or ""):
@@ -138,8 +148,29 @@ async def _person(settings: Settings, user_id: str) -> User:
 async def show_user(request: Request, user_id: str, user: PortalAdmin, settings: SettingsDep) -> Response:
     person = await _person(settings, user_id)
     tokens = [token for token, _ in await users.list_tokens(settings.effective_database_url, person.email)]
-    context = {"person": person, "tokens": tokens, "now": datetime.now(UTC), "message": _done(request)}
+    url = settings.effective_database_url
+    context = {
+        "person": person,
+        "tokens": tokens,
+        "now": datetime.now(UTC),
+        "message": _done(request),
+        "has_factor": second_factors.has_second_factor(person),
+        "codes_left": await second_factors.codes_left(url, person.id),
+    }
     return page(request, "portal/admin_user.html", context)
+
+
+@router.post("/users/{user_id}/second-factor/reset", response_class=HTMLResponse)
+async def reset_second_factor(request: Request, user_id: str, user: PortalAdmin, settings: SettingsDep) -> Response:
+    """Take another user's second factor off (a lost phone): their sessions end, and they set up a new one at
+    their next sign-in. One's own is reset from /me, with a current code."""
+    person = await _person(settings, user_id)
+    if person.id == user.id:
+        return refusal(
+            request, 409, "That cannot be done", "Reset your own second factor from your page (Your account)."
+        )
+    await second_factors.reset(settings.effective_database_url, person.id, by=actor_of(user))
+    return redirect(f"/admin/users/{person.id}?done=second_factor_reset")
 
 
 async def _set_disabled(request: Request, user_id: str, user: User, settings: Settings, disabled: bool) -> Response:
