@@ -273,4 +273,5 @@ def _print_urls(settings: Settings, data_dir: Path, embedded_temporal: bool, emb
         "First user: echo 'a long passphrase' | .venv/bin/enroll users add you@example.com --role admin "
         f"--password-stdin, then sign in at {api} and set up the second factor with an authenticator app.",
         markup=False,
+        soft_wrap=True,  # one line, so the command copies whole
     )

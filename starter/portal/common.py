@@ -67,7 +67,8 @@ DONE = {
     "resent": "{org}: the invitation was sent again with a new link. The old link no longer works and the "
     "deadline starts again.",
     "review_started": "{org}: review started. Edits are locked while it is in review.",
-    "approved": "{org}: approved. The member account is active and the contacts are emailed a welcome.",
+    "approved": "{org}: approved. The member account is active; its corporate and technical contacts are "
+    "emailed a welcome and an invitation to activate their administrator sign-in.",
     "rejected": "{org}: rejected. The corporate contact is emailed the reason.",
     "signed_out": "You have signed out.",
 }

@@ -70,10 +70,11 @@ class StackThread:
 @dataclass
 class SecondFactor:
     """A user's authenticator app: the key read from the setup page, and the last time step whose code was
-    used (the portal accepts each step once)."""
+    used (the portal accepts each step once); and the recovery codes shown when it was turned on."""
 
     key: str
     last_step: int = 0
+    recovery_codes: list[str] = field(default_factory=list)
 
 
 PORTALS: dict[str, Portal] = {}

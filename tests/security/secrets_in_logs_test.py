@@ -12,10 +12,12 @@ import base64
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyotp
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from temporalio import activity
@@ -25,6 +27,7 @@ from domain.models import Role
 from observability import tracing
 from observability.logs import JsonFormatter, Redact
 from starter.dev.mailsink import MailSink
+from tests.integration.conftest import Stack, eventually
 from tests.integration.lifecycle_test import FORM, created
 from tests.security.conftest import PASSWORD, person, portal_session, sqlite_stack
 from workflows.codec import new_key_text
@@ -34,6 +37,7 @@ from workflows.codec import new_key_text
 NOT_OURS = ("mail.log", "httpx", "httpcore")
 NEW_PASSWORD = "the new user's own secret words"
 WRONG_PASSWORD = "a guess that is not right at all"
+ADMIN_PASSWORD = "tangerine ledger 83 quietly"
 
 
 @contextmanager
@@ -136,3 +140,84 @@ async def test_no_token_password_or_key_is_logged(
     written = json_lines.getvalue()
     exposed = [name for name, value in personal.items() if value in written]
     assert not exposed, f"the JSON log holds personal data: {exposed}"
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+async def _mailed_link(stack: Stack, address: str, path: str) -> str:
+    """The token of the newest `/<path>/<token>` link emailed to `address` (once it has arrived)."""
+    pattern = re.compile(rf"http://testserver/{path}/([A-Za-z0-9_-]+)")
+
+    async def arrived() -> bool:
+        return any(pattern.search(m.text or "") for m in stack.mail_to(address))
+
+    await eventually(arrived)
+    for message in stack.mail_to(address):
+        found = pattern.search(message.text or "")
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no /{path}/ link was emailed to {address}")
+
+
+async def test_no_activation_link_second_factor_key_recovery_code_or_reset_link_is_logged(
+    tmp_path: Path,
+    temporal: WorkflowEnvironment,
+    mail_sink: MailSink,
+    task_queue: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The member's path, every logger at DEBUG: approval invites the contact, who activates with a password of
+    their own, sets up the second factor (its key and recovery codes shown once), and later asks for a reset."""
+    caplog.set_level(logging.DEBUG)
+    async with sqlite_stack(tmp_path, temporal, mail_sink, task_queue) as stack:
+        reviewer = await person(stack.settings, Role.reviewer)
+        enrollment_id = await created(stack)
+        assert (await stack.api.post(stack.form_link("pat@acme.example"), data=FORM)).status_code == 303
+        for step in ("start", "approve"):
+            url = f"/api/enrollments/{enrollment_id}/review/{step}"
+            assert (await stack.api.post(url, json={"audit_note": step}, headers=reviewer.auth)).status_code == 200
+
+        activation = await _mailed_link(stack, "pat@acme.example", "activate")
+        stack.api.cookies.clear()
+        shown = await stack.api.get(f"/activate/{activation}")
+        form = {"csrf_token": _csrf(shown.text), "password": ADMIN_PASSWORD, "password_confirm": ADMIN_PASSWORD}
+        activated = await stack.api.post(f"/activate/{activation}", data=form)
+        assert activated.status_code == 303, activated.text
+        setup = await stack.api.get(activated.headers["location"])
+        found = re.search(r'<code id="setup-key">([^<]+)</code>', setup.text)
+        assert found, setup.text
+        key = found.group(1).replace(" ", "")
+        turned_on = await stack.api.post(
+            "/me/second-factor", data={"csrf_token": _csrf(setup.text), "code": pyotp.TOTP(key).now()}
+        )
+        codes = re.findall(r"<code>([0-9a-f]{5}-[0-9a-f]{5})</code>", turned_on.text)
+        assert len(codes) == 10, turned_on.text
+
+        stack.api.cookies.clear()
+        forgot = await stack.api.get("/signin/forgot")
+        asked = await stack.api.post(
+            "/signin/forgot", data={"csrf_token": _csrf(forgot.text), "email": "pat@acme.example"}
+        )
+        assert asked.status_code == 200
+        reset = await _mailed_link(stack, "pat@acme.example", "reset")
+        assert (await stack.api.get(f"/reset/{reset}")).status_code == 200
+
+    secrets = {
+        "activation token": activation,
+        "administrator's password": ADMIN_PASSWORD,
+        "second factor key": key,
+        "second factor key (as shown)": found.group(1),
+        "reset token": reset,
+        **{f"recovery code {n}": code for n, code in enumerate(codes)},
+    }
+    captured = capfd.readouterr()
+    ours = [r for r in caplog.records if not r.name.startswith(NOT_OURS)]
+    logged = "\n".join([*(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in ours), captured.out, captured.err])
+    assert len(caplog.records) > 20, "the loggers were not captured"
+    leaked = [name for name, secret in secrets.items() if secret and secret in logged]
+    assert not leaked, f"logged: {leaked}"
