@@ -1,6 +1,6 @@
 """The worker: runs EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow and the daily
-InactiveAdministratorsWorkflow and their activities on the task queue (`ENROLL_TASK_QUEUE`;
-`workflows.names.TASK_QUEUE`, `enrollment`, by default), and creates the sweep's Temporal Schedule at start."""
+InactiveAdministratorsWorkflow and RetentionWorkflow and their activities on the task queue (`ENROLL_TASK_QUEUE`;
+`workflows.names.TASK_QUEUE`, `enrollment`, by default), and creates the daily runs' Temporal Schedules at start."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities.administrators import AdministratorActivities
 from activities.enrollment import EnrollmentActivities
+from activities.retention import RetentionActivities
 from domain.settings import Settings
 from observability import logs, tracing
 from observability.metrics import worker_runtime, zero_worker_counters
@@ -27,6 +28,8 @@ from workflows.administrator import AdministratorWorkflow
 from workflows.client import connect
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.inactive import InactiveAdministratorsWorkflow, ensure_schedule
+from workflows.retention import RetentionWorkflow
+from workflows.retention import ensure_schedule as ensure_retention_schedule
 
 # A payload that does not fit its model (say, an activity result) fails the run at once instead of retrying
 # the workflow task forever. (A start input that does not decode never reaches workflow code; the API and
@@ -67,10 +70,17 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
         )
     enrollment = EnrollmentActivities(settings)
     administrators = AdministratorActivities(settings)
+    retention = RetentionActivities(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow, InactiveAdministratorsWorkflow],
+        workflows=[
+            EnrollmentWorkflow,
+            MemberAccountWorkflow,
+            AdministratorWorkflow,
+            InactiveAdministratorsWorkflow,
+            RetentionWorkflow,
+        ],
         activities=[
             enrollment.validate,
             enrollment.persist,
@@ -88,6 +98,10 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             administrators.expire_invitation,
             administrators.sweep_inactive,
             administrators.send_inactive_warning,
+            retention.prune_outbox,
+            retention.prune_form_links,
+            retention.prune_user_links,
+            retention.prune_sign_in_throttle,
         ],
         workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
         max_cached_workflows=WORKFLOW_CACHE,
@@ -100,6 +114,7 @@ async def run_worker(settings: Settings) -> None:
     runtime = worker_runtime(settings)
     worker = await build_worker(settings, runtime)
     await ensure_schedule(worker.client, settings)
+    await ensure_retention_schedule(worker.client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

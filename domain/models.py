@@ -534,3 +534,30 @@ class InactiveWarning(Frozen):
 
     user_id: str
     days: int
+
+
+class RetentionSweep(Frozen):
+    """The daily retention run: prune what ended more than `days` ago (`ENROLL_RETENTION_DAYS`)."""
+
+    days: int
+
+
+class RetentionCut(Frozen):
+    """One pruning activity's argument: delete its kind's rows that ended before `before`, `batch` rows per
+    transaction (the cut is computed once, by the workflow, so a retry deletes the same set)."""
+
+    before: datetime
+    batch: int = 1000
+
+
+class RetentionPruned(Frozen):
+    deleted: int = 0
+
+
+class RetentionSwept(Frozen):
+    """What a retention run deleted, by kind: counts only, never a row's content."""
+
+    outbox: int = 0
+    form_links: int = 0
+    user_links: int = 0
+    sign_in_throttle: int = 0

@@ -12,8 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.rules import MailDomains
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -23,6 +25,15 @@ DEFAULT_FREE_MAIL_DOMAINS = (
     "aol.com,icloud.com,me.com,mail.com,gmx.com,gmx.net,gmx.de,web.de,yandex.com,yandex.ru,"
     "proton.me,protonmail.com,zoho.com,qq.com,163.com,126.com"
 )
+
+MIN_SECRET_KEY_LENGTH = 32
+"""The shortest ENROLL_SECRET_KEY a process outside the dev stack accepts (`token_urlsafe(48)` gives 64)."""
+
+_PLACEHOLDER_WORDS = ("replace", "change-me", "changeme", "change_me", "placeholder", "your-secret", "example")
+"""Words that give away a value copied from an example rather than generated (deploy/k8s/secret.example.yaml
+has `REPLACE-with-a-long-random-string`)."""
+
+_PLACEHOLDERS = frozenset({"secret", "dev", "development", "test", "password", "key", "secret-key", "secretkey"})
 
 
 def parse_duration(text: str) -> timedelta:
@@ -49,20 +60,23 @@ class Settings(BaseSettings):
     smtp_host: str | None = None
     smtp_port: int = 1025
     smtp_username: str | None = None
-    smtp_password: str | None = None
+    smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     mail_from: str = "enrollment@localhost"
     public_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    secret_key: str | None = None
+    secret_key: SecretStr | None = None
     reminders: str = "3d,7d"
     enrollment_ttl: str = "14d"
     service_end_warnings: str = "30d,7d,1d"
     free_mail_domains: str = DEFAULT_FREE_MAIL_DOMAINS
+    smtp_utf8: bool = True
+    """Whether contact addresses may have non-ASCII local parts (`josé@…`): only if the relay offers SMTPUTF8.
+    False refuses them when they are entered; true lets them through, and a relay without SMTPUTF8 bounces them."""
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233")
     dev_mailbox: bool = False
-    payload_key: str | None = None
+    payload_key: SecretStr | None = None
     embedded: bool = False  # set by `enroll up` for its children: dev mode, where a generated secret will do
     # Operations (docs/operations.md): the worker's Prometheus endpoint, traces over OTLP, the log format.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
@@ -74,21 +88,51 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = None
     temporal_tls_ca: Path | None = None
     temporal_tls_server_name: str | None = None
-    temporal_api_key: str | None = None
+    temporal_api_key: SecretStr | None = None
     # Members (README "Member administrators"): the second factor, administrators' invitations and inactivity.
     second_factor: Literal["required", "optional"] = "required"
     activation_ttl: str = "7d"
     activation_reminder: str = "3d"
     inactive_disable_days: int = Field(default=180, ge=8)
+    # Data that does not grow for ever (README "Retention"): what is older than this is pruned daily.
+    retention_days: int = Field(default=400, ge=1)
 
     def missing_secret(self) -> str | None:
-        """Why this process must not start without ENROLL_SECRET_KEY, or None when it may."""
-        if self.secret_key or self.embedded:
+        """Why this process must not start with the ENROLL_SECRET_KEY it has (none, a placeholder, too short), or
+        None when it may. The dev stack (`embedded`) generates one of its own when none is set."""
+        key = _revealed(self.secret_key)
+        if self.embedded and not key:
             return None
-        return (
-            "ENROLL_SECRET_KEY is not set. Outside `enroll up` the stack needs a secret of its own, shared by "
-            "every worker and API process, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'."
-        )
+        generate = "e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        if not key:
+            return (
+                "ENROLL_SECRET_KEY is not set. Outside `enroll up` the stack needs a secret of its own, shared by "
+                f"every worker and API process, {generate}."
+            )
+        if self.embedded:
+            return None
+        if _is_placeholder(key):
+            return (
+                "ENROLL_SECRET_KEY is a placeholder, not a secret: anyone who has read the example could sign "
+                f"sessions and form links. Set a long random one, {generate}."
+            )
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            return (
+                f"ENROLL_SECRET_KEY is {len(key)} characters long; it must be at least {MIN_SECRET_KEY_LENGTH} "
+                f"random characters, {generate}."
+            )
+        return None
+
+    @field_validator("smtp_password", "secret_key", "payload_key", "temporal_api_key", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        if info.field_name == "temporal_api_key":
+            value = value.strip()  # pasted from a console, with its newline
+        return value if value.strip() else None
 
     @field_validator("reminders", "service_end_warnings")
     @classmethod
@@ -103,7 +147,7 @@ class Settings(BaseSettings):
             raise ValueError("must be longer than zero")
         return value
 
-    @field_validator("otlp_endpoint", "temporal_api_key", "temporal_tls_server_name")
+    @field_validator("otlp_endpoint", "temporal_tls_server_name")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -158,8 +202,10 @@ class Settings(BaseSettings):
         return parse_durations(self.service_end_warnings)
 
     @property
-    def free_mail(self) -> frozenset[str]:
-        return frozenset(d.strip().lower() for d in self.free_mail_domains.split(",") if d.strip())
+    def free_mail(self) -> MailDomains:
+        """The free-mail domains refused for contacts, carrying `smtp_utf8` for the same checks (`check_email`)."""
+        domains = (d.strip().lower() for d in self.free_mail_domains.split(",") if d.strip())
+        return MailDomains(domains, smtputf8=self.smtp_utf8)
 
     @property
     def effective_database_url(self) -> str:
@@ -182,14 +228,29 @@ class Settings(BaseSettings):
     @cached_property
     def signing_key(self) -> bytes:
         """ENROLL_SECRET_KEY, or a key generated once into the data dir and reused after."""
-        if self.secret_key:
-            return self.secret_key.encode()
+        key = _revealed(self.secret_key)
+        if key:
+            return key.encode()
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+
+def _revealed(value: object) -> str | None:
+    """A secret setting's text. `model_copy(update=...)` does not validate, so a plain string is taken too."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return value if isinstance(value, str) else None
+
+
+def _is_placeholder(key: str) -> bool:
+    """A value from an example or a default (`change-me`, `secret`, `REPLACE-with-...`), or one character over and
+    over, rather than generated."""
+    folded = key.strip().lower()
+    return folded in _PLACEHOLDERS or any(word in folded for word in _PLACEHOLDER_WORDS) or len(set(folded)) < 8
 
 
 def get_settings() -> Settings:
