@@ -6,9 +6,10 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
 import aiosmtplib
@@ -29,6 +30,17 @@ not hold an attempt for the activity's whole timeout."""
 
 QUIT_TIMEOUT = 2.0
 """Seconds the relay may take to answer QUIT after it accepted a message."""
+
+NO_SMTPUTF8 = (
+    553,
+    "5.6.7 the mail server cannot deliver to an address with non-ASCII characters (no SMTPUTF8)",
+)
+"""How a recipient the relay can never carry is refused (RFC 6531's code): the relay does not offer SMTPUTF8 and
+the address has non-ASCII characters (`josé@…`). It is a bounce for that recipient, as a 5xx at RCPT is."""
+
+_MESSAGE_REFUSED = re.compile(r"^\s*5\.(?:3\.4|2\.3|6\.\d{1,3})\b")
+"""The enhanced status of a 5xx that names the message, not the relay: too big (5.3.4, 5.2.3) or its content
+refused (5.6.x). Sending it again can never succeed, so it is a bounce for this email."""
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates" / "email"),
@@ -128,8 +140,27 @@ def _administrator_context(settings: Settings, kind: EmailKind, m: Administrator
     }
 
 
+_NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
+"""A character that may not stand in an RFC 5322 dot-atom (atext and `.`): `:`, spaces, brackets, non-ASCII."""
+
+
+def dot_atom(text: str, fallback: str = "message") -> str:
+    """`text` as an RFC 5322 dot-atom: `/` becomes `.`, every other character outside atext becomes `-`, and
+    empty or repeated dots go. Deterministic, so a retry of the same key builds the same Message-ID (late bounces
+    match the id the outbox recorded as sent, whatever it is)."""
+    atom = _NOT_ATEXT.sub("-", text.replace("/", "."))
+    atom = re.sub(r"\.{2,}", ".", atom).strip(".")
+    return atom or fallback
+
+
 def _domain(address: str) -> str:
-    return address.rpartition("@")[2] or "localhost"
+    return dot_atom(parseaddr(address)[1].rpartition("@")[2], "localhost")
+
+
+def message_id_for(key: str, mail_from: str) -> str:
+    """The Message-ID of the email sent under `key`: `<dot-atom@dot-atom>`, valid whatever the key holds (a
+    service end warning's key has a `:`)."""
+    return f"<{dot_atom(key)}@{_domain(mail_from)}>"
 
 
 def build_message(settings: Settings, request: EmailRequest, key: str) -> EmailMessage:
@@ -142,7 +173,7 @@ def build_message(settings: Settings, request: EmailRequest, key: str) -> EmailM
     message["To"] = ", ".join(request.to)
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = f"<{key.replace('/', '.')}@{_domain(settings.mail_from)}>"
+    message["Message-ID"] = message_id_for(key, settings.mail_from)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
@@ -172,10 +203,12 @@ async def _record_sent(url: str, key: str, sent_at: datetime) -> None:
 async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailResult:
     """Send `request` unless the outbox already recorded a send under `key`.
 
-    Classified like a mail system: a recipient refused for good (5xx at RCPT) is a bounce, raised as the
-    non-retryable `SmtpRecipientRefused` with `[code, reply]` as details; everything else (no connection, 4xx,
-    5xx at AUTH, MAIL FROM or DATA) is trouble on our side and retries until the relay accepts, with the
-    relay's last reply kept for `/healthz`.
+    Classified like a mail system: a recipient refused for good (5xx at RCPT, or an address with non-ASCII
+    characters a relay without SMTPUTF8 can never carry: `NO_SMTPUTF8`) or a message refused for good (a 5xx
+    naming the message: too big, 5.3.4 / 5.2.3, or its content, 5.6.x) is a bounce, raised as the non-retryable
+    `SmtpRecipientRefused` with `[code, reply]` as details; everything else (no connection, 4xx, 5xx at AUTH,
+    MAIL FROM or DATA naming the relay, like 554 5.7.1) is trouble on our side and retries until the relay
+    accepts, with the relay's last reply kept for `/healthz`.
 
     The API calls it outside any activity too (the password reset email): logging and metrics work there, and
     no log line carries more than `key` and the kind, so `key` must never hold a token.
@@ -200,7 +233,7 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
     kind = request.kind.value
     try:
         with tracing.smtp_span(kind, settings.effective_smtp_host, settings.smtp_port):
-            errors = await _send(settings, message)
+            errors = await _send(settings, message, request.to)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         permanent = [refusal for refusal in exc.recipients if refusal.code >= 500]
         first = exc.recipients[0]
@@ -219,6 +252,16 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         raise ApplicationError(f"the mail server deferred the recipient: {reply}", type="SmtpDeferred") from exc
     except aiosmtplib.SMTPResponseException as exc:
         reply = _reply(exc)
+        if exc.code >= 500 and _MESSAGE_REFUSED.match(exc.message):
+            await outbox.record_outcome(url, key, sent_at=None, error=reply, state="bounced")
+            await outbox.mail_accepted(url)
+            raise ApplicationError(
+                f"the mail server refused the message for good: {reply}",
+                exc.code,
+                reply,
+                type="SmtpRecipientRefused",
+                non_retryable=True,
+            ) from exc
         await _relay_trouble(url, key, reply, kind, "SmtpDeferred")
         raise ApplicationError(f"the mail server did not accept the message: {reply}", type="SmtpDeferred") from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
@@ -248,22 +291,30 @@ def _account_of(request: EmailRequest) -> str | None:
     return request.enrollment.account_id if request.enrollment else None
 
 
-async def _send(settings: Settings, message: EmailMessage) -> dict[str, aiosmtplib.SMTPResponse]:
+async def _send(settings: Settings, message: EmailMessage, recipients: list[str]) -> dict[str, aiosmtplib.SMTPResponse]:
     """One SMTP conversation, as `aiosmtplib.send` has it, but an attempt that fails or is cancelled (a worker
     stopping hands its activities back) drops the connection at once instead of waiting on a stalled relay to
-    answer QUIT, and the goodbye after a sent message waits `QUIT_TIMEOUT` at most."""
+    answer QUIT, and the goodbye after a sent message waits `QUIT_TIMEOUT` at most.
+
+    A relay without SMTPUTF8 cannot carry a recipient with non-ASCII characters: those are refused with
+    `NO_SMTPUTF8` (all of them: `SMTPRecipientsRefused`, a bounce), and the others still get the message."""
     client = aiosmtplib.SMTP(
         hostname=settings.effective_smtp_host,
         port=settings.smtp_port,
         username=settings.smtp_username,
-        password=settings.smtp_password,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         use_tls=settings.smtp_tls == "tls",
         start_tls=settings.smtp_tls == "starttls",
         timeout=SMTP_TIMEOUT,
     )
     try:
         await client.connect()
-        errors, _ = await client.send_message(message)
+        try:
+            errors, _ = await client.send_message(message)
+        except aiosmtplib.SMTPNotSupported:
+            if all(address.isascii() for address in recipients):
+                raise  # no recipient is to blame: a non-ASCII sender is our configuration, retried until fixed
+            errors = await _send_without_smtputf8(client, message, recipients)
     except BaseException:
         client.close()
         raise
@@ -277,6 +328,20 @@ async def _send(settings: Settings, message: EmailMessage) -> dict[str, aiosmtpl
         client.close()
         _uncancel()
     return errors
+
+
+async def _send_without_smtputf8(
+    client: aiosmtplib.SMTP, message: EmailMessage, recipients: list[str]
+) -> dict[str, aiosmtplib.SMTPResponse]:
+    """The relay does not offer SMTPUTF8 (aiosmtplib refused before MAIL FROM). Recipients with non-ASCII
+    characters are refused for good; the message goes to the others."""
+    carried = [address for address in recipients if address.isascii()]
+    uncarried = [address for address in recipients if not address.isascii()]
+    code, text = NO_SMTPUTF8
+    if not carried:
+        raise aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(code, text, a) for a in uncarried])
+    errors, _ = await client.send_message(message, recipients=carried)
+    return {**errors, **{address: aiosmtplib.SMTPResponse(code, text) for address in uncarried}}
 
 
 def _uncancel() -> None:

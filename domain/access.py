@@ -28,6 +28,7 @@ class Permission(StrEnum):
     users_manage = "users.manage"
     audit_export = "audit.export"
     mail_events = "mail.events"
+    mail_health = "mail.health"
     administrators_manage = "administrators.manage"
 
 
@@ -56,6 +57,7 @@ PERMISSIONS: Mapping[Permission, Grant] = {
     Permission.users_manage: Grant(_ADMINS, "manage users and their API tokens"),
     Permission.audit_export: Grant(_ADMINS, "export the audit trail"),
     Permission.mail_events: Grant(frozenset({Role.admin, Role.mail_events}), "report on sent emails"),
+    Permission.mail_health: Grant(_ADMINS, "see the mail relay's replies"),
     Permission.administrators_manage: Grant(_CREATORS | MEMBERS, "manage the administrators of member accounts"),
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -57,8 +57,30 @@ def check_text(value: Any, *, minimum: int = 1, maximum: int = MAX_TEXT) -> tupl
     return text, None
 
 
-def check_email(value: Any, free_mail: Collection[str] = ()) -> tuple[str | None, str | None]:
-    """A business email address: syntax only (no DNS look-up), no CR/LF, not on a free-mail domain."""
+class MailDomains(frozenset[str]):
+    """The free-mail domains (`Settings.free_mail`), carrying whether the relay can deliver to addresses with
+    non-ASCII characters (`ENROLL_SMTP_UTF8`): every caller that passes `free_mail=` to a check passes both."""
+
+    smtputf8: bool = True
+
+    def __new__(cls, domains: Iterable[str] = (), *, smtputf8: bool = True) -> MailDomains:
+        made = super().__new__(cls, domains)
+        made.smtputf8 = smtputf8
+        return made
+
+
+NO_SMTPUTF8 = (
+    "has non-ASCII characters, which our mail server cannot deliver to (ENROLL_SMTP_UTF8 is off): "
+    "enter an address made of ASCII characters only"
+)
+
+
+def check_email(
+    value: Any, free_mail: Collection[str] = (), *, smtputf8: bool | None = None
+) -> tuple[str | None, str | None]:
+    """A business email address: syntax only (no DNS look-up), no CR/LF, not on a free-mail domain, and only
+    ASCII characters when the relay cannot carry others (`smtputf8` false: by default, what `free_mail` carries,
+    see `MailDomains`)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, "is required"
     if not isinstance(value, str):
@@ -73,6 +95,10 @@ def check_email(value: Any, free_mail: Collection[str] = ()) -> tuple[str | None
         return None, f"is not a valid email address ({exc})"
     if checked.domain.lower() in free_mail:
         return None, f"must be a business address, not one on the free-mail domain {checked.domain.lower()}"
+    if smtputf8 is None:
+        smtputf8 = free_mail.smtputf8 if isinstance(free_mail, MailDomains) else True
+    if not smtputf8 and not checked.normalized.isascii():
+        return None, NO_SMTPUTF8
     return checked.normalized, None
 
 

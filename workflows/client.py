@@ -34,7 +34,7 @@ def data_converter(settings: Settings) -> DataConverter:
     # Failure messages and stack traces can quote personal data: they go through the codec too.
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(parse_keys(settings.payload_key)),
+        payload_codec=EncryptionCodec(parse_keys(settings.payload_key.get_secret_value())),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
@@ -66,7 +66,7 @@ def connection(settings: Settings) -> dict[str, Any]:
         "namespace": settings.temporal_namespace,
         "data_converter": data_converter(settings),
         "tls": tls_config(settings),
-        "api_key": settings.temporal_api_key,
+        "api_key": settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
         "interceptors": tracing.client_interceptors(),
     }
 

@@ -38,7 +38,7 @@ async def test_a_worker_and_two_apis_started_at_once_on_a_fresh_store_all_run(
         **{k: v for k, v in os.environ.items() if not k.startswith("ENROLL_")},
         "PYTHONPATH": str(ROOT),
         "ENROLL_DATA_DIR": str(data_dir),
-        "ENROLL_SECRET_KEY": "roles-start-together-secret",
+        "ENROLL_SECRET_KEY": "roles-start-together-secret-0123456789abcdef",
         "ENROLL_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
         "ENROLL_TASK_QUEUE": task_queue,
         "ENROLL_SMTP_HOST": "127.0.0.1",

@@ -121,7 +121,8 @@ async def test_resend_kills_the_old_link_and_restarts_the_deadline(stack: Stack)
     assert (await stack.api.get(new_link)).status_code == 200
     after = await detail(stack, enrollment_id)
     assert after["expires_at"] > before["expires_at"]
-    events = [e["event"] for e in after["timeline"]]
+    # Opening the new link above may add `opened` meanwhile: the contact's doing, not the resend's.
+    events = [e["event"] for e in after["timeline"] if e["event"] != "opened"]
     assert events[events.index("resent") :] in (["resent"], ["resent", "invited"])
 
 

@@ -32,7 +32,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         ENROLL_TASK_QUEUE=settings.task_queue,
         ENROLL_SMTP_HOST="127.0.0.1",
         ENROLL_SMTP_PORT=str(settings.smtp_port),
-        ENROLL_SECRET_KEY=settings.secret_key or "",
+        ENROLL_SECRET_KEY=settings.secret_key.get_secret_value() if settings.secret_key else "",
         ENROLL_PUBLIC_URL=settings.public_url,
     )
     return env

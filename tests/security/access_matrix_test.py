@@ -65,6 +65,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/accounts/{account_id}/administrators/{user_id}/unlock"): P.administrators_manage,
     ("POST", "/api/accounts/{account_id}/administrators/{user_id}/reset-second-factor"): P.administrators_manage,
     ("GET", "/api/audit.csv"): P.audit_export,
+    ("GET", "/api/mail-health"): P.mail_health,
     ("POST", "/api/mail-events"): P.mail_events,
     ("POST", "/codec/encode"): P.enrollments_read,
     ("POST", "/codec/decode"): P.enrollments_read,

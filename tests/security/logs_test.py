@@ -49,7 +49,7 @@ async def test_the_running_api_logs_no_token(tmp_path: Path, temporal: WorkflowE
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ENROLL_")},
         "ENROLL_DATA_DIR": str(tmp_path),
-        "ENROLL_SECRET_KEY": "test-secret",
+        "ENROLL_SECRET_KEY": "logs-test-secret-key-0123456789abcdef",
         "ENROLL_API_PORT": str(port),
         "ENROLL_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
         "ENROLL_LOG_FORMAT": log_format,

@@ -32,7 +32,7 @@ async def test_no_generated_request_gets_a_server_error(
         **{k: v for k, v in os.environ.items() if not k.startswith("ENROLL_")},
         "ENROLL_DATA_DIR": str(tmp_path),
         "ENROLL_DATABASE_URL": url,
-        "ENROLL_SECRET_KEY": "schemathesis-secret",
+        "ENROLL_SECRET_KEY": "schemathesis-secret-key-0123456789abcdef",
         "ENROLL_API_PORT": str(port),
         "ENROLL_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
         "ENROLL_TASK_QUEUE": task_queue,

@@ -93,7 +93,7 @@ async def test_no_token_password_or_key_is_logged(
             for step in ("start", "approve"):
                 url = f"/api/enrollments/{enrollment_id}/review/{step}"
                 assert (await stack.api.post(url, json={"audit_note": step}, headers=reviewer.auth)).status_code == 200
-            secret_key = stack.settings.secret_key or ""
+            secret_key = stack.settings.secret_key.get_secret_value() if stack.settings.secret_key else ""
 
     token = link.rsplit("/", 1)[1]
     key_bytes = payload_key.split(":", 1)[1]

@@ -30,7 +30,7 @@ async def _payloads(request: Request) -> Payloads:
 def _codec(settings: SettingsDep) -> EncryptionCodec:
     if not settings.payload_key:
         raise HTTPException(404, "Payload encryption is off (ENROLL_PAYLOAD_KEY is not set).")
-    return EncryptionCodec(parse_keys(settings.payload_key))
+    return EncryptionCodec(parse_keys(settings.payload_key.get_secret_value()))
 
 
 @router.post("/encode")
