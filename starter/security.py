@@ -7,10 +7,13 @@ the dev mailbox) are never stored by a cache, since they show who is signed in a
 
 The source address is the peer of the connection; behind a reverse proxy, uvicorn puts the client's address
 there from `X-Forwarded-For` when the proxy's own address is trusted (`FORWARDED_ALLOW_IPS`, default 127.0.0.1).
+The audit trail records it whole; limits and lock-outs count by `source_network` instead, since whoever has one
+IPv6 address has its whole /64 (2^64 addresses to rotate through).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from contextvars import ContextVar
 
@@ -39,6 +42,28 @@ _source: ContextVar[str | None] = ContextVar("request_source", default=None)
 def request_source() -> str | None:
     """The address the request being handled came from (None outside a request: the CLI, the worker)."""
     return _source.get()
+
+
+def source_network(address: str | None) -> str | None:
+    """What a limit or lock-out counts `address` as: an IPv4 address itself (also one mapped into IPv6), an IPv6
+    address as its /64 (`2001:db8:1:2::/64`: one subscriber's network, which its owner can fill with addresses at
+    will); anything that is not an address (a unix socket's name, "testclient") as it is."""
+    if not address:
+        return address
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone (`fe80::1%eth0`)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def request_network() -> str | None:
+    """`source_network` of the request being handled: the key of per-address limits and lock-outs."""
+    return source_network(request_source())
 
 
 def _is_json(content_type: bytes) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import secrets
 from datetime import datetime, timedelta
 
@@ -178,12 +179,24 @@ async def mark_signed_in(url: str, user_id: str) -> None:
         )
 
 
+def _network(source: str) -> str:
+    """The address a throttle counts: an IPv6 client by its /64 (whoever has one address has the whole /64), an
+    IPv4-mapped address as IPv4, anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(source.split("%", 1)[0])
+    except ValueError:
+        return source
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _throttle_keys(email: str, source: str | None) -> list[tuple[str, int]]:
     """(key, failures allowed) of the email and of the source address; hashed, so what someone typed into
     the email field (a password, by mistake) is not kept."""
     keys = [(hashlib.sha256(f"email:{email.strip().lower()}".encode()).hexdigest(), FAILURES_PER_EMAIL)]
     if source:
-        keys.append((hashlib.sha256(f"address:{source}".encode()).hexdigest(), FAILURES_PER_ADDRESS))
+        keys.append((hashlib.sha256(f"address:{_network(source)}".encode()).hexdigest(), FAILURES_PER_ADDRESS))
     return keys
 
 

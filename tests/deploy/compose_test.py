@@ -34,6 +34,13 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
 SECRET = "a-test-secret-key"
+PASSWORDS = {
+    "POSTGRES_PASSWORD": "app-pw",
+    "TEMPORAL_DB_PASSWORD": "temporal-pw",
+    "POSTGRES_ADMIN_PASSWORD": "admin-pw",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-pw",
+}
+"""What .env must hold besides ENROLL_SECRET_KEY: the file has no default password."""
 
 EXPECTED_SERVICES = {
     "postgresql",
@@ -127,7 +134,7 @@ def resolved(value: Any, env: Mapping[str, str]) -> Any:
 
 
 def resolved_service(name: str, **env: str) -> dict[str, Any]:
-    result: dict[str, Any] = resolved(service(name), {"ENROLL_SECRET_KEY": SECRET, **env})
+    result: dict[str, Any] = resolved(service(name), {"ENROLL_SECRET_KEY": SECRET, **PASSWORDS, **env})
     return result
 
 
@@ -307,9 +314,9 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image() -> None:
 
 
 def test_compose_interpolation_is_valid_and_the_secret_key_is_required() -> None:
-    resolved(compose(), {"ENROLL_SECRET_KEY": SECRET})
+    resolved(compose(), {"ENROLL_SECRET_KEY": SECRET, **PASSWORDS})
     with pytest.raises(MissingVariable, match="ENROLL_SECRET_KEY"):
-        resolved(compose(), {})
+        resolved(compose(), {**PASSWORDS})
     for name in ("worker", "api"):
         assert re.fullmatch(r"\$\{ENROLL_SECRET_KEY:\?[^}]+\}", environment(service(name))["ENROLL_SECRET_KEY"] or "")
         assert environment(resolved_service(name))["ENROLL_SECRET_KEY"] == SECRET
@@ -341,7 +348,7 @@ def test_app_settings_are_valid_and_point_at_the_stack(monkeypatch: pytest.Monke
     host, _, port = (worker.temporal_address or "").partition(":")
     assert host in compose()["services"] and port == "7233"
     assert worker.smtp_host == "mailpit" and str(worker.smtp_port) in service("mailpit")["expose"]
-    assert worker.secret_key == SECRET
+    assert worker.secret_key is not None and worker.secret_key.get_secret_value() == SECRET
     assert worker.task_queue == TASK_QUEUE
 
     # The namespace the app uses is the one the setup job creates and the UI opens, whatever ops choose.
@@ -671,3 +678,49 @@ def test_prometheus_and_grafana_listen_on_this_host_only() -> None:
         assert entries and all(str(entry).startswith("127.0.0.1:") for entry in entries), name
         assert "latest" not in service(name)["image"] and ":" in service(name)["image"], f"pin {name}'s image"
         assert all(str(mount).endswith(":ro") for mount in service(name).get("volumes") or [] if str(mount)[0] == ".")
+
+
+def test_every_published_port_listens_on_this_host_only() -> None:
+    # The Temporal UI can terminate workflows and Mailpit shows live form links, without authentication; the
+    # portal is published by a reverse proxy with TLS. Nothing is for the network as Compose publishes it.
+    published = 0
+    for name, definition in compose()["services"].items():
+        for entry in definition.get("ports") or []:
+            published += 1
+            if isinstance(entry, dict):
+                assert entry.get("host_ip") == "127.0.0.1", f"{name} publishes {entry} beyond this host"
+            else:
+                assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry!r} on every interface"
+    assert published >= 6
+
+
+PASSWORD_NAME = re.compile(r"PASSWORD|_PWD$|SECRET")
+
+
+def test_every_password_comes_from_the_environment_without_a_default() -> None:
+    # A password with a default is a password everyone knows: each must be `${VAR:?message}`.
+    text = COMPOSE_FILE.read_text()
+    references = {
+        (match["name"], match["op"]) for match in _BRACED.finditer(text) if PASSWORD_NAME.search(match["name"])
+    }
+    assert {name for name, _ in references} >= {"ENROLL_SECRET_KEY", *PASSWORDS}
+    assert all(op == ":?" for _, op in references), sorted(references)
+    for name, definition in compose()["services"].items():
+        for key, value in environment(definition).items():
+            if value is not None and PASSWORD_NAME.search(key):
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), f"{name}'s {key} is {value!r}"
+    assert "@postgresql/" in text and ":${POSTGRES_PASSWORD:?" in text
+    for missing in PASSWORDS:
+        env = {"ENROLL_SECRET_KEY": SECRET, **{k: v for k, v in PASSWORDS.items() if k != missing}}
+        with pytest.raises(MissingVariable, match=missing):
+            resolved(compose(), env)
+        with pytest.raises(MissingVariable, match=missing):
+            resolved(compose(), {**env, missing: ""})
+
+
+def test_env_example_lists_every_required_variable() -> None:
+    example = ROOT / ".env.example"
+    names = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", example.read_text(), re.MULTILINE))
+    required = {match["name"] for match in _BRACED.finditer(COMPOSE_FILE.read_text()) if match["op"] == ":?"}
+    assert required <= names, required - names
+    assert dockerignored(".env")

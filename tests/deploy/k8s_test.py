@@ -10,6 +10,7 @@ base and every overlay are also built with its kustomize.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -229,11 +230,31 @@ def test_settings_come_from_the_config_map_and_the_secret() -> None:
         assert {source["configMapRef"]["name"] for source in sources if "configMapRef" in source} == {config_map}
         assert {source["secretRef"]["name"] for source in sources if "secretRef" in source} == {secret}
         assert not any(source.get("secretRef", {}).get("optional") for source in sources), "the Secret is required"
-        assert "env" not in container(name), "settings belong in the ConfigMap or the Secret"
+        # Settings belong in the ConfigMap or the Secret; `env` holds only what is not a setting (uvicorn's).
+        assert set(variables(container(name))) <= PROCESS_VARIABLES[name], (
+            "settings belong in the ConfigMap or the Secret"
+        )
         # The TLS files are optional: a cluster without TLS, or an API key, needs no such Secret.
         for volume in pod_spec(name).get("volumes", []):
             if "secret" in volume:
                 assert volume["secret"]["optional"] is True, volume
+
+
+PROCESS_VARIABLES = {"enroll-api": {"FORWARDED_ALLOW_IPS"}, "enroll-worker": set()}
+
+
+def variables(spec: Object) -> dict[str, str]:
+    """A container's `env`, name -> value."""
+    return {str(item["name"]): str(item.get("value", "")) for item in spec.get("env", [])}
+
+
+def test_the_api_trusts_forwarded_addresses_from_the_cluster_only() -> None:
+    """Behind the Ingress every client would otherwise share the controller's address (one lock-out for all)."""
+    trusted = variables(container("enroll-api")).get("FORWARDED_ALLOW_IPS")
+    assert trusted, "set FORWARDED_ALLOW_IPS on the API container to the ingress controller's pod CIDR"
+    networks = [ipaddress.ip_network(part.strip()) for part in trusted.split(",")]  # no "*", no host names
+    assert all(network.is_private for network in networks), networks
+    assert "FORWARDED_ALLOW_IPS" not in variables(container("enroll-worker"))
 
 
 def test_disruption_budgets_and_autoscalers_target_the_deployments() -> None:
@@ -391,6 +412,9 @@ def overlay_config(name: str) -> dict[str, str]:
     return merged
 
 
+GENERATED_KEY = "k" * 16 + "Zq3-Vb7_Lm2Xw9Pt4Ry8Nd1Hs6Gf5Jc0Ka" + "t" * 14  # 64 characters, as token_urlsafe(48)
+
+
 def pod_settings(monkeypatch: pytest.MonkeyPatch, config_data: dict[str, str], **secrets: str) -> Settings:
     for variable in SETTING_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
@@ -400,7 +424,9 @@ def pod_settings(monkeypatch: pytest.MonkeyPatch, config_data: dict[str, str], *
 
 
 def test_the_config_map_and_placeholder_secret_make_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = pod_settings(monkeypatch, config())
+    # The example's placeholder key must not start a pod (domain/settings.py refuses it); a generated one does.
+    assert pod_settings(monkeypatch, config()).missing_secret() is not None
+    settings = pod_settings(monkeypatch, config(), ENROLL_SECRET_KEY=GENERATED_KEY)
     assert settings.missing_secret() is None
     assert settings.log_format == "json" and settings.metrics_port is not None
     assert (settings.database_url or "").startswith("postgresql+asyncpg://")

@@ -29,19 +29,41 @@ def test_a_flood_of_new_keys_never_reopens_a_live_limit(monkeypatch: pytest.Monk
     assert len(limit) <= 100
 
 
-def test_a_full_table_refuses_new_keys_until_the_oldest_window_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_table_counts_new_keys_in_shared_buckets_and_refuses_only_theirs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(ratelimit, "MAX_KEYS", 3)
     clock = Clock()
-    limit = RateLimit(5, 60, clock=clock)
+    limit = RateLimit(2, 60, clock=clock, buckets=1)  # one bucket: every overflowing key shares it
     for key in ("a", "b", "c"):
         assert limit.hit(key) is None
         clock.now += 10
-    assert limit.hit("d") == 30  # at 1030: "a" was last hit at 1000, its window closes at 1060
-    assert limit.hit("a") is None  # keys already counted go on being counted
-    assert limit.hit("d") == 40  # now "b" (1010) is the oldest
-    clock.now += 40
-    assert limit.hit("d") is None
+    assert limit.hit("d") is None and limit.hit("e") is None  # at 1030: the bucket takes two
+    assert limit.hit("f") is not None  # ... and is full
+    assert limit.hit("a") is None  # keys already counted go on being counted on their own
     assert len(limit) == 3
+    clock.now += 120
+    assert limit.hit("f") is None  # the windows closed: "f" gets a counter of its own again
+    assert len(limit) == 1
+
+
+def test_a_flood_of_forged_keys_locks_out_no_one_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone can make up link keys (and an attacker owns whole IPv6 networks): a full table must not refuse, or
+    let through unlimited, every key that comes next."""
+    monkeypatch.setattr(ratelimit, "MAX_KEYS", 100)
+    clock = Clock()
+    limit = RateLimit(10, 3600, clock=clock, secret=b"fixed for the test")
+    # 5,000 forged keys, each used to the limit (50,000 hits), all within the window. Each locks out at most the
+    # keys of its bucket: to shut out everyone it would take about OVERFLOW_BUCKETS x limit x a few hits.
+    for n in range(5_000):
+        key = f"forged-{n}"
+        while limit.hit(key) is None:
+            pass
+    assert len(limit) == 100
+    newcomers = [limit.hit(f"visitor-{n}") for n in range(1000)]
+    assert sum(wait is None for wait in newcomers) >= 900, "the flood locked out everyone who came after it"
+    # Overflowing keys are still limited: nobody gets through unlimited by arriving while the table is full.
+    assert [limit.hit("visitor-0") is None for _ in range(20)].count(True) < 10
 
 
 def test_expired_counters_are_let_go() -> None:

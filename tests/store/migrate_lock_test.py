@@ -3,6 +3,7 @@ SQLite and on PostgreSQL, and all of them start."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from store.db import dispose_all, transaction
-from store.migrate import alembic_config
+from store.migrate import MIGRATION_LOCK, MigrationLockTimeout, alembic_config, upgrade_to_head
 from tests.conftest import POSTGRES_URL, reset_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,3 +87,39 @@ async def test_three_roles_migrating_a_fresh_database_at_once_all_succeed(fresh_
         versions = list(await session.scalars(text("SELECT version_num FROM alembic_version")))
         accounts = await session.scalar(text("SELECT count(*) FROM accounts"))
     assert versions == [head] and accounts == 0
+
+
+async def test_a_role_waits_for_a_stuck_migration_only_so_long_and_says_who_holds_it(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """A migration that never finishes (a hung role, a lock left by a debugger) must not hang every role's start:
+    the others give up after the wait, naming what holds the lock."""
+    if fresh_url.startswith("sqlite"):
+        database = Path(fresh_url.split(":///", 1)[1])
+        lock_path = database.with_name(database.name + ".migrate.lock")
+        lock_path.parent.mkdir(parents=True)
+        with lock_path.open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            started = time.monotonic()
+            with pytest.raises(
+                MigrationLockTimeout, match=r"another process is migrating the database; waited 1 s"
+            ) as info:
+                upgrade_to_head(fresh_url, lock_wait=1)
+        assert str(lock_path) in str(info.value)
+    else:
+        holder = await asyncpg.connect(fresh_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            pid = await holder.fetchval("SELECT pg_backend_pid()")
+            started = time.monotonic()
+            with pytest.raises(
+                MigrationLockTimeout, match=r"another process is migrating the database; waited 1 s"
+            ) as info:
+                upgrade_to_head(fresh_url, lock_wait=1)
+            assert f"pid {pid}" in str(info.value)
+        finally:
+            await holder.close()
+    assert 1 <= time.monotonic() - started < 10
+    upgrade_to_head(fresh_url, lock_wait=5)  # once the holder is gone, the next start migrates
+    async with transaction(fresh_url) as session:
+        assert await session.scalar(text("SELECT count(*) FROM accounts")) == 0

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starter.deps import ServiceDep
 from starter.portal.pages import templates
 from starter.portal.ratelimit import RateLimit
-from starter.security import request_source
+from starter.security import request_network, request_source
 from starter.services.enrollments import DEAD_LINK, UNKNOWN_LINK, Gone, InvalidInput, NotFound, Unavailable
 
 router = APIRouter(prefix="/enroll", include_in_schema=False)
@@ -42,7 +42,7 @@ class FormLimits:
     per_link: RateLimit = field(default_factory=lambda: RateLimit(10, 3600))
 
     def refusal(self, request: Request, token: str, *, submit: bool) -> HTMLResponse | None:
-        wait = self.per_address.hit(request_source() or "unknown")
+        wait = self.per_address.hit(request_network() or "unknown")
         if wait is not None:
             return _too_many(request, wait, TOO_MANY_FROM_ADDRESS)
         if submit:

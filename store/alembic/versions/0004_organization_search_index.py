@@ -5,6 +5,15 @@ SQLite: an FTS5 table with the trigram tokenizer, kept in step by triggers (GLOB
 Either way a search of three characters or more reads the index; one or two characters scan (too short for a
 trigram), which the README states.
 
+The trigram index is built CONCURRENTLY (outside a transaction, in Alembic's autocommit block): a plain CREATE
+INDEX holds a SHARE lock on enrollments for the whole build, so on a database with many enrollments every
+insert and update (new enrollments, the workflows' records) would wait for it. This migration was first
+released without CONCURRENTLY; changing it here is safe because databases that already ran it have the index
+and never run it again, and only a database upgrading past 0003 from now on builds it this new way. The
+autocommit block commits what came before it, so the steps around it are written to be run again after a
+failure (IF NOT EXISTS / IF EXISTS, and an invalid index a failed concurrent build leaves is dropped first).
+The SQLite triggers below are replaced by migration 0007 (keyed on the FTS rowid, not a full scan).
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-04 14:30:00.000000
@@ -42,17 +51,29 @@ ORGANIZATION_INDEXES = {
 }
 
 
+TRIGRAM_INDEX = "ix_enrollments_organization_key_trgm"
+
+
 def upgrade() -> None:
     for name, columns in ORGANIZATION_INDEXES.items():
-        op.create_index(name, "enrollments", columns)
-    op.drop_index("ix_enrollments_organization_key", table_name="enrollments")  # (organization_key, id) serves
+        op.create_index(name, "enrollments", columns, if_not_exists=True)
+    # (organization_key, id) serves what this one did
+    op.drop_index("ix_enrollments_organization_key", table_name="enrollments", if_exists=True)
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        op.execute(
-            "CREATE INDEX ix_enrollments_organization_key_trgm ON enrollments "
-            "USING gin (organization_key gin_trgm_ops)"
-        )
+        # Outside any transaction: CREATE INDEX CONCURRENTLY lets writes to enrollments go on during the build.
+        with op.get_context().autocommit_block():
+            # A concurrent build that failed leaves an INVALID index of this name behind: start again.
+            op.drop_index(TRIGRAM_INDEX, table_name="enrollments", if_exists=True, postgresql_concurrently=True)
+            op.create_index(
+                TRIGRAM_INDEX,
+                "enrollments",
+                ["organization_key"],
+                postgresql_using="gin",
+                postgresql_ops={"organization_key": "gin_trgm_ops"},
+                postgresql_concurrently=True,
+            )
     elif dialect == "sqlite":
         for statement in SQLITE_UP:
             op.execute(statement)
