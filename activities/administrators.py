@@ -8,12 +8,14 @@ neither enters a history. An SMTP error is handed back with the address taken ou
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.email import activation_token, deliver
 from domain.models import (
+    AccountView,
     AdministratorMail,
     AdministratorsInvited,
     AdministratorStatus,
@@ -60,6 +62,19 @@ def _without(address: str, err: ApplicationError) -> ApplicationError:
     )
 
 
+def _mail(user_id: str, email: str, name: str | None, account: AccountView, **about: Any) -> AdministratorMail:
+    """What an email to or about a person of `account` says: who, which account, and `about` (link, reason…)."""
+    return AdministratorMail(
+        user_id=user_id,
+        email=email,
+        name=name,
+        account_id=account.id,
+        organization_name=account.organization_name,
+        member_type=account.member_type,
+        **about,
+    )
+
+
 class AdministratorActivities:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -87,14 +102,7 @@ class AdministratorActivities:
         sentences = [e.note for e in account.timeline if e.event == administrators.NOT_ATTACHED and e.note]
         if not sentences:
             return _dropped("every contact became an administrator")
-        mail = AdministratorMail(
-            user_id=reviewer.id,
-            email=reviewer.email,
-            account_id=account.id,
-            organization_name=account.organization_name,
-            member_type=account.member_type,
-            reason="\n".join(sentences),
-        )
+        mail = _mail(reviewer.id, reviewer.email, None, account, reason="\n".join(sentences))
         return await self._deliver(
             EmailRequest(kind=EmailKind.administrators_skipped, administrator=mail, to=[reviewer.email])
         )
@@ -121,13 +129,11 @@ class AdministratorActivities:
         return await self._deliver(
             EmailRequest(
                 kind=mail.kind,
-                administrator=AdministratorMail(
-                    user_id=administrator.user_id,
-                    email=administrator.email,
-                    name=administrator.name,
-                    account_id=account.id,
-                    organization_name=account.organization_name,
-                    member_type=account.member_type,
+                administrator=_mail(
+                    administrator.user_id,
+                    administrator.email,
+                    administrator.name,
+                    account,
                     link_version=round.link_version,
                     expires_at=round.expires_at or administrator.invitation_expires_at,
                     invited_by=administrator.invited_by,
@@ -143,16 +149,7 @@ class AdministratorActivities:
         account = await accounts.get_account(self.url, round.account_id)
         if user is None or account is None or not user.invited_by:
             return _dropped("nobody to tell")
-        mail = AdministratorMail(
-            user_id=user.id,
-            email=user.email,
-            name=user.name,
-            account_id=account.id,
-            organization_name=account.organization_name,
-            member_type=account.member_type,
-            invited_by=user.invited_by,
-            reason=user.invitation_bounce,
-        )
+        mail = _mail(user.id, user.email, user.name, account, invited_by=user.invited_by, reason=user.invitation_bounce)
         return await self._deliver(
             EmailRequest(kind=EmailKind.administrator_bounced, administrator=mail, to=[user.invited_by])
         )
@@ -187,15 +184,7 @@ class AdministratorActivities:
         last = user.last_signed_in_at or user.activated_at
         if account is None or last is None:
             return _dropped("no account or no sign-in to count from")
-        mail = AdministratorMail(
-            user_id=user.id,
-            email=user.email,
-            name=user.name,
-            account_id=account.id,
-            organization_name=account.organization_name,
-            member_type=account.member_type,
-            expires_at=last + timedelta(days=warning.days),
-        )
+        mail = _mail(user.id, user.email, user.name, account, expires_at=last + timedelta(days=warning.days))
         return await self._deliver(EmailRequest(kind=EmailKind.inactive_warning, administrator=mail, to=[user.email]))
 
     async def _deliver(self, request: EmailRequest) -> EmailResult:

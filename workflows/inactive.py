@@ -4,27 +4,15 @@ starts it (`inactive-administrators`, visible in the Temporal UI), created by th
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 from temporalio import workflow
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleRange,
-    ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
-)
+from temporalio.client import Client
 
 with workflow.unsafe.imports_passed_through():
     from activities.administrators import AdministratorActivities
     from domain.models import InactiveSweep, InactiveSwept, InactiveWarning
     from domain.settings import Settings
+    from workflows import schedules
     from workflows.common import EMAIL_TIMEOUT, RECORD_TIMEOUT, RETRY
 
 SCHEDULE_ID = "inactive-administrators"
@@ -68,34 +56,14 @@ class InactiveAdministratorsWorkflow:
         return swept
 
 
-def _schedule(settings: Settings) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            InactiveAdministratorsWorkflow.run,
-            InactiveSweep(days=settings.inactive_disable_days),
-            id=SCHEDULE_ID,
-            task_queue=settings.task_queue,
-            static_summary=f"Inactive administrators: disable after {settings.inactive_disable_days} days",
-        ),
-        spec=ScheduleSpec(
-            calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(SWEEP_HOUR)], comment="daily at 03:00 UTC")]
-        ),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-
-
 async def ensure_schedule(client: Client, settings: Settings) -> None:
-    """Create the daily sweep's schedule, or bring an existing one up to the settings (its state stays: an
-    operator may have paused it)."""
-    schedule = _schedule(settings)
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
-    except ScheduleAlreadyRunningError:
-
-        def updated(current: ScheduleUpdateInput) -> ScheduleUpdate:
-            kept = current.description.schedule
-            return ScheduleUpdate(
-                schedule=dataclasses.replace(kept, action=schedule.action, spec=schedule.spec, policy=schedule.policy)
-            )
-
-        await client.get_schedule_handle(SCHEDULE_ID).update(updated)
+    """Create the daily sweep's schedule, or bring an existing one up to the settings."""
+    schedule = schedules.daily(
+        InactiveAdministratorsWorkflow.run,
+        InactiveSweep(days=settings.inactive_disable_days),
+        schedule_id=SCHEDULE_ID,
+        task_queue=settings.task_queue,
+        hour=SWEEP_HOUR,
+        summary=f"Inactive administrators: disable after {settings.inactive_disable_days} days",
+    )
+    await schedules.ensure(client, SCHEDULE_ID, schedule)

@@ -4,28 +4,16 @@ in the Temporal UI), created by the worker at start. The audit trail is never pr
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleRange,
-    ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
-)
+from temporalio.client import Client
 
 with workflow.unsafe.imports_passed_through():
     from activities.retention import RetentionActivities
     from domain.models import RetentionCut, RetentionPruned, RetentionSweep, RetentionSwept
     from domain.settings import Settings
+    from workflows import schedules
     from workflows.common import RETRY
 
 SCHEDULE_ID = "retention"
@@ -71,34 +59,14 @@ class RetentionWorkflow:
         return RetentionSwept(**counts)
 
 
-def _schedule(settings: Settings) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            RetentionWorkflow.run,
-            RetentionSweep(days=settings.retention_days),
-            id=SCHEDULE_ID,
-            task_queue=settings.task_queue,
-            static_summary=f"Retention: prune what ended over {settings.retention_days} days ago",
-        ),
-        spec=ScheduleSpec(
-            calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(RETENTION_HOUR)], comment="daily at 04:00 UTC")]
-        ),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-
-
 async def ensure_schedule(client: Client, settings: Settings) -> None:
-    """Create the daily retention schedule, or bring an existing one up to the settings (its state stays: an
-    operator may have paused it)."""
-    schedule = _schedule(settings)
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
-    except ScheduleAlreadyRunningError:
-
-        def updated(current: ScheduleUpdateInput) -> ScheduleUpdate:
-            kept = current.description.schedule
-            return ScheduleUpdate(
-                schedule=dataclasses.replace(kept, action=schedule.action, spec=schedule.spec, policy=schedule.policy)
-            )
-
-        await client.get_schedule_handle(SCHEDULE_ID).update(updated)
+    """Create the daily retention schedule, or bring an existing one up to the settings."""
+    schedule = schedules.daily(
+        RetentionWorkflow.run,
+        RetentionSweep(days=settings.retention_days),
+        schedule_id=SCHEDULE_ID,
+        task_queue=settings.task_queue,
+        hour=RETENTION_HOUR,
+        summary=f"Retention: prune what ended over {settings.retention_days} days ago",
+    )
+    await schedules.ensure(client, SCHEDULE_ID, schedule)

@@ -40,6 +40,18 @@ WRONG_PASSWORD = "a guess that is not right at all"
 ADMIN_PASSWORD = "tangerine ledger 83 quietly"
 
 
+def assert_none_logged(
+    secrets: dict[str, str], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """None of `secrets` (name → value) in a log record of ours, a traceback, or the process's own output."""
+    captured = capfd.readouterr()
+    ours = [r for r in caplog.records if not r.name.startswith(NOT_OURS)]
+    logged = "\n".join([*(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in ours), captured.out, captured.err])
+    assert len(caplog.records) > 20, "the loggers were not captured"
+    leaked = [name for name, secret in secrets.items() if secret and secret in logged]
+    assert not leaked, f"logged: {leaked}"
+
+
 @contextmanager
 def json_log() -> Iterator[io.StringIO]:
     """What the root logger writes at INFO as `ENROLL_LOG_FORMAT=json` configures it (observability.logs)."""
@@ -108,12 +120,7 @@ async def test_no_token_password_or_key_is_logged(
         "ENROLL_PAYLOAD_KEY": key_bytes,
         "ENROLL_PAYLOAD_KEY (raw)": base64.b64decode(key_bytes).hex(),
     }
-    captured = capfd.readouterr()
-    ours = [r for r in caplog.records if not r.name.startswith(NOT_OURS)]
-    logged = "\n".join([*(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in ours), captured.out, captured.err])
-    assert len(caplog.records) > 20, "the loggers were not captured"
-    leaked = [name for name, secret in secrets.items() if secret and secret in logged]
-    assert not leaked, f"logged: {leaked}"
+    assert_none_logged(secrets, caplog, capfd)
 
     # The JSON lines: one object each, the ids where the SDK or a trace knows them, and no personal data.
     records = [json.loads(line) for line in json_lines.getvalue().splitlines()]
@@ -215,9 +222,4 @@ async def test_no_activation_link_second_factor_key_recovery_code_or_reset_link_
         "reset token": reset,
         **{f"recovery code {n}": code for n, code in enumerate(codes)},
     }
-    captured = capfd.readouterr()
-    ours = [r for r in caplog.records if not r.name.startswith(NOT_OURS)]
-    logged = "\n".join([*(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in ours), captured.out, captured.err])
-    assert len(caplog.records) > 20, "the loggers were not captured"
-    leaked = [name for name, secret in secrets.items() if secret and secret in logged]
-    assert not leaked, f"logged: {leaked}"
+    assert_none_logged(secrets, caplog, capfd)
