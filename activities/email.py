@@ -185,19 +185,46 @@ def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return " ".join(f"{exc.code} {exc.message}".split())[:300]
 
 
-async def _record_sent(url: str, key: str, sent_at: datetime) -> None:
-    """Record a send the relay accepted. The message is out: a retry of the activity would send it again, so a
-    store that is briefly down is waited for here rather than failing the attempt."""
+async def _record_accepted(
+    url: str, key: str, *, sent_at: datetime | None, delivered: list[str], refused: list[str], error: str | None
+) -> None:
+    """Record what the relay accepted: the send (`sent_at`), or, while some recipients are still owed (a 4xx at
+    RCPT), who has it so far (`delivered`) and who was refused for good. The message is out: an attempt failing
+    or cancelled before this is stored would be retried and send it again, so a store that is briefly down is
+    waited for here, and a cancellation (a worker stopping, the activity cancelled) waits for the record and is
+    then taken back, as one during QUIT is."""
+    record = asyncio.ensure_future(_record_until_stored(url, key, sent_at, delivered, refused, error))
+    while True:
+        try:
+            await asyncio.shield(record)
+            return
+        except asyncio.CancelledError:
+            if record.cancelled():  # the loop itself is going away: nothing left to wait on
+                raise
+            _uncancel()
+
+
+async def _record_until_stored(
+    url: str, key: str, sent_at: datetime | None, delivered: list[str], refused: list[str], error: str | None
+) -> None:
     delay = 0.5
     for _ in range(8):
         try:
-            await outbox.record_outcome(url, key, sent_at=sent_at, error=None)
+            await _store_accepted(url, key, sent_at, delivered, refused, error)
             return
         except (OSError, SQLAlchemyError):
             activity.logger.warning("the store is unreachable; recording the send of %s again in %.1f s", key, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-    await outbox.record_outcome(url, key, sent_at=sent_at, error=None)
+    await _store_accepted(url, key, sent_at, delivered, refused, error)
+
+
+async def _store_accepted(
+    url: str, key: str, sent_at: datetime | None, delivered: list[str], refused: list[str], error: str | None
+) -> None:
+    await outbox.record_outcome(
+        url, key, sent_at=sent_at, error=error, state="retrying", delivered=delivered, refused=refused
+    )
 
 
 async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailResult:
@@ -210,6 +237,13 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
     MAIL FROM or DATA naming the relay, like 554 5.7.1) is trouble on our side and retries until the relay
     accepts, with the relay's last reply kept for `/healthz`.
 
+    With several recipients, the relay may accept the message for some and answer others with a 4xx at RCPT:
+    the outbox records who has it, the attempt fails retryably (`SmtpDeferred`), and each retry sends the same
+    message (same Message-ID) only to the recipients still owed, until every one has it or was refused for good.
+
+    The send is recorded as soon as the relay accepted it, before QUIT: a worker killed after the relay's 250
+    sends it again on retry only if it died within that one store round trip.
+
     The API calls it outside any activity too (the password reset email): logging and metrics work there, and
     no log line carries more than `key` and the kind, so `key` must never hold a token.
     """
@@ -220,7 +254,7 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         return earlier
     message = build_message(settings, request, key)
     message_id = str(message["Message-ID"])
-    await outbox.record_attempt(
+    settled = await outbox.record_attempt(
         url,
         key=key,
         kind=request.kind.value,
@@ -231,15 +265,33 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         message_id=message_id,
     )
     kind = request.kind.value
+    owed = settled.owed(request.to)
+    if not owed and settled.delivered:  # every recipient settled by earlier attempts, the send not yet recorded
+        return await _sent(url, key, kind, message_id, settled.refused)
+    if not owed and settled.refused:  # every recipient was refused for good: the bounce stands
+        reply = settled.refused[0].partition(": ")[2]
+        code = int(reply[:3]) if reply[:3].isdigit() else 550
+        raise ApplicationError(
+            f"the mail server refused the recipient: {reply}",
+            code,
+            reply,
+            type="SmtpRecipientRefused",
+            non_retryable=True,
+        )
+    client = _client(settings)
     try:
         with tracing.smtp_span(kind, settings.effective_smtp_host, settings.smtp_port):
-            errors = await _send(settings, message, request.to)
+            errors = await _send(client, message, owed)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         permanent = [refusal for refusal in exc.recipients if refusal.code >= 500]
-        first = exc.recipients[0]
-        reply = _reply(permanent[0] if permanent else first)
+        refused = [f"{refusal.recipient}: {_reply(refusal)}" for refusal in permanent]
         if len(permanent) == len(exc.recipients):
-            await outbox.record_outcome(url, key, sent_at=None, error=reply, state="bounced")
+            if settled.delivered:  # the others got it on earlier attempts: it is sent, these refused
+                at = datetime.now(UTC)
+                await _record_accepted(url, key, sent_at=at, delivered=[], refused=refused, error=None)
+                return await _sent(url, key, kind, message_id, [*settled.refused, *refused], at)
+            reply = _reply(permanent[0])
+            await outbox.record_outcome(url, key, sent_at=None, error=reply, state="bounced", refused=refused)
             await outbox.mail_accepted(url)
             raise ApplicationError(
                 f"the mail server refused the recipient: {reply}",
@@ -248,7 +300,8 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
                 type="SmtpRecipientRefused",
                 non_retryable=True,
             ) from exc
-        await _relay_trouble(url, key, reply, kind, "SmtpDeferred")
+        reply = _reply(next(refusal for refusal in exc.recipients if refusal.code < 500))
+        await _relay_trouble(url, key, reply, kind, "SmtpDeferred", refused=refused)
         raise ApplicationError(f"the mail server deferred the recipient: {reply}", type="SmtpDeferred") from exc
     except aiosmtplib.SMTPResponseException as exc:
         reply = _reply(exc)
@@ -268,10 +321,45 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         reply = f"{type(exc).__name__}: {exc}"[:300]
         await _relay_trouble(url, key, reply, kind, "SmtpUnreachable")
         raise ApplicationError(f"the mail server could not be reached: {reply}", type="SmtpUnreachable") from exc
-    sent_at = datetime.now(UTC)
-    await _record_sent(url, key, sent_at)
-    await outbox.mail_accepted(url)
+    # The relay has the message now (for every owed recipient but those in `errors`): record that before anything
+    # else, QUIT included, so a retry never sends it to them again.
     refused = [f"{address}: {_reply(refusal)}" for address, refusal in _refusals(errors)]
+    deferred = [(address, response) for address, response in errors.items() if response.code < 500]
+    not_taken = {address.lower() for address in errors}
+    delivered = [address for address in owed if address.lower() not in not_taken]
+    reply = _reply(aiosmtplib.SMTPResponseException(deferred[0][1].code, deferred[0][1].message)) if deferred else ""
+    sent_at = None if deferred else datetime.now(UTC)
+    try:
+        await _record_accepted(url, key, sent_at=sent_at, delivered=delivered, refused=refused, error=reply or None)
+    finally:
+        await _goodbye(client)
+    if deferred:
+        _count(names.EMAIL_FAILURES, kind=kind, error="SmtpDeferred")
+        activity.logger.warning(
+            "email %s accepted for %d of its recipients, %d deferred (%s); it will be retried for those",
+            key,
+            len(delivered),
+            len(deferred),
+            reply,
+        )
+        await outbox.mail_failing(url, reply)
+        raise ApplicationError(f"the mail server deferred a recipient: {reply}", type="SmtpDeferred")
+    return await _sent(url, key, kind, message_id, [*settled.refused, *refused], sent_at)
+
+
+async def _sent(
+    url: str, key: str, kind: str, message_id: str, refused: list[str], sent_at: datetime | None = None
+) -> EmailResult:
+    """The email under `key` is recorded as sent (at `sent_at`, when this attempt recorded it): mail is flowing,
+    and this is the send's result."""
+    if sent_at is None:
+        earlier = await outbox.sent_result(url, key)
+        if earlier is None:  # every recipient settled, but no attempt lived to record the send
+            sent_at = datetime.now(UTC)
+            await _record_accepted(url, key, sent_at=sent_at, delivered=[], refused=[], error=None)
+        else:
+            sent_at = earlier.sent_at
+    await outbox.mail_accepted(url)
     _count(names.EMAILS_SENT, kind=kind)
     activity.logger.info("email %s (%s) sent", key, kind)
     return EmailResult(sent_at=sent_at, message_id=message_id, refused=refused)
@@ -291,14 +379,8 @@ def _account_of(request: EmailRequest) -> str | None:
     return request.enrollment.account_id if request.enrollment else None
 
 
-async def _send(settings: Settings, message: EmailMessage, recipients: list[str]) -> dict[str, aiosmtplib.SMTPResponse]:
-    """One SMTP conversation, as `aiosmtplib.send` has it, but an attempt that fails or is cancelled (a worker
-    stopping hands its activities back) drops the connection at once instead of waiting on a stalled relay to
-    answer QUIT, and the goodbye after a sent message waits `QUIT_TIMEOUT` at most.
-
-    A relay without SMTPUTF8 cannot carry a recipient with non-ASCII characters: those are refused with
-    `NO_SMTPUTF8` (all of them: `SMTPRecipientsRefused`, a bounce), and the others still get the message."""
-    client = aiosmtplib.SMTP(
+def _client(settings: Settings) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
         hostname=settings.effective_smtp_host,
         port=settings.smtp_port,
         username=settings.smtp_username,
@@ -307,10 +389,22 @@ async def _send(settings: Settings, message: EmailMessage, recipients: list[str]
         start_tls=settings.smtp_tls == "starttls",
         timeout=SMTP_TIMEOUT,
     )
+
+
+async def _send(
+    client: aiosmtplib.SMTP, message: EmailMessage, recipients: list[str]
+) -> dict[str, aiosmtplib.SMTPResponse]:
+    """One SMTP conversation up to the relay's answer to DATA, as `aiosmtplib.send` has it, to `recipients`. An
+    attempt that fails or is cancelled (a worker stopping hands its activities back) drops the connection at once
+    instead of waiting on a stalled relay to answer QUIT; after a sent message, the caller records the send and
+    then says goodbye (`_goodbye`).
+
+    A relay without SMTPUTF8 cannot carry a recipient with non-ASCII characters: those are refused with
+    `NO_SMTPUTF8` (all of them: `SMTPRecipientsRefused`, a bounce), and the others still get the message."""
     try:
         await client.connect()
         try:
-            errors, _ = await client.send_message(message)
+            errors, _ = await client.send_message(message, recipients=recipients)
         except aiosmtplib.SMTPNotSupported:
             if all(address.isascii() for address in recipients):
                 raise  # no recipient is to blame: a non-ASCII sender is our configuration, retried until fixed
@@ -318,8 +412,12 @@ async def _send(settings: Settings, message: EmailMessage, recipients: list[str]
     except BaseException:
         client.close()
         raise
-    # The relay has the message now: nothing after this may make the attempt look failed, or its retry would send
-    # it again before the send is recorded. A worker stopping meanwhile (cancellation) waits for the record.
+    return errors
+
+
+async def _goodbye(client: aiosmtplib.SMTP) -> None:
+    """QUIT after a sent message, waiting `QUIT_TIMEOUT` at most. The send is recorded by now: nothing here may
+    make the attempt look failed, and a cancellation (a worker stopping) is taken back, as the attempt is done."""
     try:
         await asyncio.wait_for(client.quit(), QUIT_TIMEOUT)
     except (aiosmtplib.SMTPException, OSError, TimeoutError):
@@ -327,7 +425,6 @@ async def _send(settings: Settings, message: EmailMessage, recipients: list[str]
     except asyncio.CancelledError:
         client.close()
         _uncancel()
-    return errors
 
 
 async def _send_without_smtputf8(
@@ -366,9 +463,12 @@ def _count(name: str, **labels: str) -> None:
         activity.metric_meter().create_counter(name, names.DESCRIPTIONS[name]).add(1, labels)
 
 
-async def _relay_trouble(url: str, key: str, reply: str, kind: str, error: str) -> None:
-    """Keep the relay's reply on the email and on the mail health `/healthz` reports; the attempt retries."""
+async def _relay_trouble(
+    url: str, key: str, reply: str, kind: str, error: str, refused: list[str] | None = None
+) -> None:
+    """Keep the relay's reply on the email and on the mail health `/healthz` reports; the attempt retries (not to
+    the recipients `refused` for good meanwhile)."""
     _count(names.EMAIL_FAILURES, kind=kind, error=error)
     activity.logger.warning("email %s not accepted (%s); it will be retried", key, reply)
-    await outbox.record_outcome(url, key, sent_at=None, error=reply, state="retrying")
+    await outbox.record_outcome(url, key, sent_at=None, error=reply, state="retrying", refused=refused or ())
     await outbox.mail_failing(url, reply)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,35 +49,74 @@ async def _claim(session: AsyncSession, key: str, enrollment_id: str) -> None:
     await session.flush()
 
 
+def record_version(event_key: str) -> int | None:
+    """The workflow's event counter in `event_key` (`<workflow id>/event-<n>`), which only grows over the
+    enrollment's life (continue-as-new carries it on): the version of the view the record brings. None for a
+    key without one."""
+    _, _, counter = event_key.rpartition("/event-")
+    return int(counter) if counter.isdigit() else None
+
+
+async def _closed(session: AsyncSession, enrollment_id: str) -> bool:
+    """Whether the enrollment was closed (expired past its revival window): its closing released its claim for
+    good, so a later record (a mail event in the run's last moments) must not take the name again."""
+    found = await session.scalar(
+        select(TimelineEntry.id)
+        .where(TimelineEntry.enrollment_id == enrollment_id, TimelineEntry.event == "closed")
+        .limit(1)
+    )
+    return found is not None
+
+
 async def record_enrollment(url: str, record: RecordEnrollment) -> None:
-    """Upsert the enrollment row from the workflow's view and add the event once (keyed)."""
+    """Upsert the enrollment row from the workflow's view and add the event once (keyed).
+
+    The row is written only by a record newer than the one it holds (by the event counter, compared in SQL): a
+    timed-out attempt that is still running cannot bring back an older view, or its claim."""
     view = record.view
     key = organization_key(view.organization_name)
+    version = record_version(record.event_key)
+    columns: dict[str, Any] = {
+        **account_columns(view),
+        "status": view.status.value,
+        "organization_key": key,
+        "created_by": view.created_by,
+        "created_at": view.created_at,
+        "expires_at": view.expires_at,
+        "reminders_sent": view.reminders_sent,
+        "invitation_sent_at": view.invitation_sent_at,
+        "account_id": view.account_id,
+        "link_version": view.link_version,
+        "bounced": view.bounced,
+        "bounce_reason": view.bounce_reason,
+        "form": view.form.model_dump(mode="json") if view.form else None,
+        "updated_at": now(),
+    }
+    if version is not None:
+        columns["record_version"] = version
     try:
         async with transaction(url) as session:
-            if view.status in OPEN_STATUSES and not record.release_claim:
-                await _claim(session, key, view.id)
-            elif record.release_claim or view.status in (EnrollmentStatus.rejected, EnrollmentStatus.cancelled):
-                await session.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == view.id))
-            row = await session.get(Enrollment, view.id)
-            if row is None:
-                row = Enrollment(id=view.id)
-                session.add(row)
-            row.status = view.status.value
-            for name, value in account_columns(view).items():
-                setattr(row, name, value)
-            row.organization_key = key
-            row.created_by = view.created_by
-            row.created_at = view.created_at
-            row.expires_at = view.expires_at
-            row.reminders_sent = view.reminders_sent
-            row.invitation_sent_at = view.invitation_sent_at
-            row.account_id = view.account_id
-            row.link_version = view.link_version
-            row.bounced = view.bounced
-            row.bounce_reason = view.bounce_reason
-            row.form = view.form.model_dump(mode="json") if view.form else None
-            row.updated_at = now()
+            exists = await session.scalar(select(Enrollment.id).where(Enrollment.id == view.id))
+            if exists is None:
+                session.add(Enrollment(id=view.id, **columns))
+                await session.flush()
+                current = True
+            else:
+                change = update(Enrollment).where(Enrollment.id == view.id).values(**columns)
+                if version is not None:
+                    newer = or_(Enrollment.record_version.is_(None), Enrollment.record_version < version)
+                    change = change.where(newer)
+                result = cast(
+                    CursorResult[Any], await session.execute(change.execution_options(synchronize_session=False))
+                )
+                current = result.rowcount > 0
+            if current:
+                ended = view.status in (EnrollmentStatus.rejected, EnrollmentStatus.cancelled)
+                closed = view.status == EnrollmentStatus.expired and await _closed(session, view.id)
+                if view.status in OPEN_STATUSES and not record.release_claim and not closed:
+                    await _claim(session, key, view.id)
+                elif record.release_claim or ended or closed:
+                    await session.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == view.id))
             seen = await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
             if seen is None:
                 session.add(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -18,7 +20,32 @@ async def sent_result(url: str, key: str) -> EmailResult | None:
         row = await session.get(OutboxEmail, key)
         if row is None or row.state != "sent" or row.sent_at is None:
             return None
-        return EmailResult(sent_at=row.sent_at, message_id=row.message_id)
+        return EmailResult(sent_at=row.sent_at, message_id=row.message_id, refused=_lines(row.refused_to))
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The recipients of an email already settled by earlier attempts: the relay accepted it for `delivered`, and
+    refused `refused` for good (`address: reply` each). A retry sends only to the others."""
+
+    delivered: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def owed(self, recipients: Sequence[str]) -> list[str]:
+        """`recipients` less those settled, in their order."""
+        done = {address.lower() for address in self.delivered}
+        done |= {line.partition(": ")[0].lower() for line in self.refused}
+        return [address for address in recipients if address.lower() not in done]
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line for line in (text or "").split("\n") if line]
+
+
+def _merged(text: str | None, more: Sequence[str]) -> str | None:
+    lines = _lines(text)
+    lines += [line for line in more if line not in lines]
+    return "\n".join(lines) or None
 
 
 async def record_attempt(
@@ -31,34 +58,57 @@ async def record_attempt(
     recipients: list[str],
     subject: str,
     message_id: str,
-) -> None:
+) -> Settled:
+    """The attempt about to send under `key` (its row, at the first one); who earlier attempts already settled."""
+    async with transaction(url) as session:
+        row = await session.get(OutboxEmail, key)
+        if row is not None:
+            return Settled(delivered=_lines(row.delivered_to), refused=_lines(row.refused_to))
+        session.add(
+            OutboxEmail(
+                key=key,
+                kind=kind,
+                enrollment_id=enrollment_id,
+                account_id=account_id,
+                recipients=", ".join(recipients),
+                subject=subject,
+                message_id=message_id,
+                state="sending",
+                created_at=now(),
+            )
+        )
+        return Settled()
+
+
+async def settled(url: str, key: str) -> Settled:
+    """Who already has the email under `key`, or was refused it for good (nobody, before its first attempt)."""
     async with transaction(url) as session:
         row = await session.get(OutboxEmail, key)
         if row is None:
-            session.add(
-                OutboxEmail(
-                    key=key,
-                    kind=kind,
-                    enrollment_id=enrollment_id,
-                    account_id=account_id,
-                    recipients=", ".join(recipients),
-                    subject=subject,
-                    message_id=message_id,
-                    state="sending",
-                    created_at=now(),
-                )
-            )
+            return Settled()
+        return Settled(delivered=_lines(row.delivered_to), refused=_lines(row.refused_to))
 
 
 async def record_outcome(
-    url: str, key: str, *, sent_at: datetime | None, error: str | None, state: str = "failed"
+    url: str,
+    key: str,
+    *,
+    sent_at: datetime | None,
+    error: str | None,
+    state: str = "failed",
+    delivered: Sequence[str] = (),
+    refused: Sequence[str] = (),
 ) -> None:
-    """One attempt's outcome: sent, or `state` (retrying, bounced, failed, dropped) with the relay's reply."""
+    """One attempt's outcome: sent, or `state` (retrying, bounced, failed, dropped) with the relay's reply; the
+    recipients it reached (`delivered`) and those refused for good (`refused`, `address: reply`) are added to the
+    ones earlier attempts settled."""
     async with transaction(url) as session:
         row = await session.get(OutboxEmail, key)
         if row is None:
             return
         row.attempts = (row.attempts or 0) + 1
+        row.delivered_to = _merged(row.delivered_to, delivered)
+        row.refused_to = _merged(row.refused_to, refused)
         if sent_at is not None:
             row.state, row.sent_at, row.error = "sent", sent_at, None
         else:

@@ -141,6 +141,9 @@ class Enrollment(Base):
     link_version: Mapped[int] = mapped_column(Integer, default=0)
     form: Mapped[dict[str, Any] | None]
     updated_at: Mapped[datetime]
+    record_version: Mapped[int | None] = mapped_column(Integer)
+    """The workflow's event counter (`event-<n>` of the record's key) of the record the row holds: an older record
+    arriving late (a timed-out attempt still running) changes nothing."""
 
     __table_args__ = (
         Index("ix_enrollments_created", "created_at", "id"),
@@ -223,6 +226,11 @@ class OutboxEmail(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     event_at: Mapped[datetime | None]
     """When a provider last reported on it (POST /api/mail-events)."""
+    delivered_to: Mapped[str | None] = mapped_column(Text)
+    """The recipients the relay accepted it for so far, one a line: a retry after a 4xx for another recipient
+    sends only to those still owed."""
+    refused_to: Mapped[str | None] = mapped_column(Text)
+    """The recipients refused for good (5xx at RCPT) while others were accepted, `address: reply` one a line."""
 
     # The unsent emails (sending, retrying) and the oldest of them, for the API's metrics at every scrape.
     __table_args__ = (Index("ix_outbox_state_created", "state", "created_at"),)

@@ -17,6 +17,8 @@ from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
@@ -182,10 +184,24 @@ async def run_update(client: Client, workflow_id: str, update: Update[Any, A, R]
                 continue
             raise refusal_from(err) from err
         except RPCError as err:
-            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                raise Conflict("This has ended; it can no longer change.") from err
-            raise
+            if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                raise
+            # The run it reached may have just continued as new ("already completed"): the fresh run takes it.
+            if attempt < HANDOVER_RETRIES and await _running(handle):
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            raise Conflict("This has ended; it can no longer change.") from err
     raise AssertionError("unreachable")
+
+
+async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the workflow's latest run is still running."""
+    try:
+        with unavailable_when_down():
+            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+    except RPCError:
+        return False
+    return description.status == WorkflowExecutionStatus.RUNNING
 
 
 async def check_reseller(url: str, reseller_account_id: str | None) -> None:
@@ -358,21 +374,15 @@ class EnrollmentService:
         if errors:
             raise InvalidInput(errors)
         assert form is not None
-        handle = self.client.get_workflow_handle_for(EnrollmentWorkflow.run, enrollment_workflow_id(enrollment_id))
         submission = SubmitForm(link_version=version, form=form, source=source)
+        workflow_id = enrollment_workflow_id(enrollment_id)
         try:
-            with unavailable_when_down():
-                view = cast(
-                    EnrollmentView,
-                    await handle.execute_update(EnrollmentWorkflow.submit_form, submission, rpc_timeout=RPC_TIMEOUT),
-                )
-        except WorkflowUpdateFailedError as err:  # refused: the link was used, replaced or has expired
-            raise Gone(DEAD_LINK) from err
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:  # the run has finished
-                raise Gone(DEAD_LINK) from err
+            # The shared path: a submit that meets a run handing over to a fresh one is tried again there.
+            return await run_update(self.client, workflow_id, EnrollmentWorkflow.submit_form, submission)
+        except Unavailable:
             raise
-        return view
+        except ServiceError as err:  # refused (the link was used, replaced or has expired) or the run has ended
+            raise Gone(DEAD_LINK) from err
 
     async def _live_link(self, token: str) -> tuple[str, int]:
         state, enrollment_id, version = await links.resolve(self.url, token)

@@ -55,8 +55,7 @@ async def report(url: str, client: Client, body: MailEvent) -> MailEventResult:
     recipients = [address.strip().lower() for address in email.recipients.split(",")]
     if body.recipient.lower() not in recipients:
         raise InvalidInput([FieldError(field="recipient", message="was not a recipient of this email")])
-    already = email.state == _STATE[body.event]
-    await outbox.record_event(url, email.key, _STATE[body.event], body.reason)
+    state = _STATE[body.event]
     result = MailEventResult(
         message_id=email.message_id,
         event=body.event,
@@ -65,7 +64,12 @@ async def report(url: str, client: Client, body: MailEvent) -> MailEventResult:
         account_id=email.account_id,
         applied=False,
     )
-    if body.event == "delivered" or already:
+    if body.event == "delivered":
+        await outbox.record_event(url, email.key, state, body.reason)
+        return result
+    # Already reported (a provider retrying its webhook) is per recipient: an email to several keeps a line each.
+    several = len(recipients) > 1
+    if _reported(email.error, body.recipient, body.event) if several else email.state == state:
         return result
     problem = MailProblem(
         kind=EmailKind(email.kind),
@@ -75,6 +79,8 @@ async def report(url: str, client: Client, body: MailEvent) -> MailEventResult:
         event=body.event,
     )
     workflow_id = email.key.split("/", 1)[0]  # the outbox keys an email by its workflow id and activity id
+    # The outbox is marked only once the workflow has taken the report: a report that could not reach it (Temporal
+    # down: a 503) finds nothing marked when the provider retries, and is delivered then.
     try:
         if workflow_id.startswith(enrollment_workflow_id("")):
             await run_update(client, workflow_id, EnrollmentWorkflow.mail_event, problem)
@@ -86,7 +92,39 @@ async def report(url: str, client: Client, body: MailEvent) -> MailEventResult:
             anonymous = problem.model_copy(update={"recipient": "", "reason": reason})
             await run_update(client, workflow_id, AdministratorWorkflow.mail_event, anonymous)
         else:
+            await outbox.record_event(url, email.key, state, _outbox_reason(email.error, body, several=several))
             return result  # no workflow of ours sent it: nothing to tell
     except Conflict:
-        return result  # the enrollment or account has ended: the outbox keeps the report
+        # The enrollment or account has ended: the outbox keeps the report.
+        await outbox.record_event(url, email.key, state, _outbox_reason(email.error, body, several=several))
+        return result
+    await outbox.record_event(url, email.key, state, _outbox_reason(email.error, body, several=several))
     return result.model_copy(update={"applied": True})
+
+
+def _reported_lines(error: str | None) -> list[str]:
+    """The per-recipient report lines (`address event: reason`) the outbox keeps for an email to several."""
+    lines = []
+    for line in (error or "").split("\n"):
+        head = line.partition(": ")[0]
+        address, _, event = head.partition(" ")
+        if "@" in address and event in _STATE:
+            lines.append(line)
+    return lines
+
+
+def _reported(error: str | None, recipient: str, event: str) -> bool:
+    """Whether the outbox already keeps `event` for `recipient` (an email to several: one line each)."""
+    mark = f"{recipient.lower()} {event}: "
+    return any(line.lower().startswith(mark) for line in _reported_lines(error))
+
+
+def _outbox_reason(error: str | None, body: MailEvent, *, several: bool) -> str | None:
+    """What the outbox keeps of the report: its reason, or for an email to several recipients a line per
+    recipient and event (`address event: reason`), so a report about one is not taken for another's."""
+    if not several:
+        return body.reason
+    lines = _reported_lines(error)
+    if not _reported(error, body.recipient, body.event):
+        lines.append(f"{body.recipient.lower()} {body.event}: {body.reason or 'reported by the mail provider'}")
+    return "\n".join(lines)

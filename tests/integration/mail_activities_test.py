@@ -3,10 +3,13 @@ survive a rotated secret, invitations whose link died first, and the relay's hea
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiosmtplib
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -141,3 +144,62 @@ async def test_closing_the_links_drops_the_invitation_still_retrying(
     assert email.state == "dropped" and email.attempts == 1
     retried = await env("invite-1").run(down.send_invitation, request(EmailKind.invitation, enrollment, 1))
     assert retried.dropped, "a retry after the links closed never sends"
+
+
+async def test_a_cancellation_while_the_send_is_being_recorded_does_not_send_it_twice(
+    database_url: str, mail_sink: MailSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay accepted the invitation, the store is down while the send is recorded, and the attempt is
+    cancelled meanwhile (a worker stopping): the attempt still finishes the record once the store is back, so
+    the retry a cancelled attempt would get finds the send and mails nothing."""
+    enrollment = view()
+    await persist(database_url, enrollment, 1)
+    acts = activities(tmp_path, database_url, mail_sink.port)
+    record_outcome = outbox.record_outcome
+    store = {"down": True}
+    record_refused = asyncio.Event()
+
+    async def store_down_for_the_send(url: str, key: str, **kwargs: Any) -> None:
+        if store["down"] and kwargs.get("sent_at") is not None:
+            record_refused.set()
+            raise OSError("the store is unreachable")
+        await record_outcome(url, key, **kwargs)
+
+    monkeypatch.setattr(outbox, "record_outcome", store_down_for_the_send)
+    first = env("invite-1")
+    attempt = asyncio.create_task(first.run(acts.send_invitation, request(EmailKind.invitation, enrollment, 1)))
+    await asyncio.wait_for(record_refused.wait(), 15)
+    assert len(list_messages(mail_sink.mailbox_dir)) == 1, "the relay has the invitation"
+    first.cancel()
+    await asyncio.sleep(0.2)
+    store["down"] = False
+    try:
+        finished = await asyncio.wait_for(attempt, 15)
+    except asyncio.CancelledError:
+        finished = None
+    retried = await env("invite-1").run(acts.send_invitation, request(EmailKind.invitation, enrollment, 1))
+    assert len(list_messages(mail_sink.mailbox_dir)) == 1, "the retry sent the invitation again"
+    assert finished is not None and finished.sent_at is not None, "the cancelled attempt finished its record"
+    assert retried.sent_at == finished.sent_at
+    assert await outbox.sent_result(database_url, "enrollment-e1/invite-1") is not None
+
+
+async def test_the_send_is_recorded_before_the_goodbye(
+    database_url: str, mail_sink: MailSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By the time the relay is asked to QUIT, the outbox already says sent: a worker dying during QUIT (or a
+    relay slow to answer it) leaves nothing for a retry to send again."""
+    enrollment = view()
+    await persist(database_url, enrollment, 1)
+    acts = activities(tmp_path, database_url, mail_sink.port)
+    seen_at_quit: list[bool] = []
+    quit_ = aiosmtplib.SMTP.quit
+
+    async def quit_and_look(self: aiosmtplib.SMTP, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        seen_at_quit.append(await outbox.sent_result(database_url, "enrollment-e1/invite-1") is not None)
+        return await quit_(self, **kwargs)
+
+    monkeypatch.setattr(aiosmtplib.SMTP, "quit", quit_and_look)
+    await env("invite-1").run(acts.send_invitation, request(EmailKind.invitation, enrollment, 1))
+    assert seen_at_quit == [True], "the send was not recorded before QUIT"
+    assert len(list_messages(mail_sink.mailbox_dir)) == 1
