@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,73 +16,26 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from domain.models import Role
-from domain.settings import Settings
-from starter.app import create_app
-from store import outbox, users
-from store.db import dispose_all
-from store.migrate import upgrade_to_head
+from store import outbox
 from tests.faults.conftest import SETTLE, eventually
 from tests.faults.relay import Relay
+from tests.faults.worker_processes import Workers, worker_stack
 from tests.integration.conftest import VALID
-from tests.integration.worker_restart_test import worker_env
-from tests.support import make_settings
 from worker import GRACEFUL_SHUTDOWN
 
 CONTACT = str(VALID["corporate_contact_email"])
 EXIT_WITHIN = GRACEFUL_SHUTDOWN.total_seconds() + 8  # the grace, and the process's own start-up and shut-down
 
 
-class Workers:
-    def __init__(self, settings: Settings, tmp_path: Path) -> None:
-        self.settings = settings
-        self.tmp_path = tmp_path
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = (self.tmp_path / f"worker-{len(self.started)}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "starter.cli", "worker"],
-            cwd=self.tmp_path,
-            env=worker_env(self.settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.started.append(process)
-        return process
-
-    def log(self, index: int) -> str:
-        return (self.tmp_path / f"worker-{index}.log").read_text()
-
-
 @pytest_asyncio.fixture
 async def setup(
     tmp_path: Path, temporal: WorkflowEnvironment, relay: Relay, task_queue: str
 ) -> AsyncIterator[tuple[Workers, httpx.AsyncClient, dict[str, str]]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}"
-    upgrade_to_head(url)
-    settings = make_settings(
-        tmp_path,
-        database_url=url,
-        temporal_address=temporal.client.service_client.config.target_host,
-        smtp_port=relay.port,
-        task_queue=task_queue,
-    )
-    await users.add_user(url, email="csm@provider.example", role=Role.csm, password="correct horse battery")
-    auth = {"Authorization": f"Bearer {await users.create_token(url, 'csm@provider.example')}"}
-    app = create_app(settings)
-    app.state.temporal = temporal.client
-    workers = Workers(settings, tmp_path)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as api:
-            yield workers, api, auth
+        async with worker_stack(tmp_path, temporal, relay.port, task_queue) as stack:
+            yield stack
     finally:
         relay.accept()
-        for process in workers.started:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-        await dispose_all()
 
 
 async def stopped_by_sigterm(process: subprocess.Popen[bytes]) -> float:
