@@ -13,6 +13,7 @@ import pytest_asyncio
 from alembic import command
 from sqlalchemy import text
 
+from domain.rules import organization_key
 from store.db import dispose_all, engine_for, transaction
 from store.enrollments import record_enrollment
 from store.migrate import alembic_config, upgrade_to_head
@@ -94,11 +95,26 @@ async def test_search_finds_renamed_rows_by_their_new_name_and_forgets_deleted_o
     assert fts == rows == mapped == 3
 
 
+async def seed_as_0006(url: str, prefix: str, names: list[str]) -> None:
+    """Rows written as the code of 0006 wrote them (its columns only: later migrations add more)."""
+    async with transaction(url) as session:
+        for n, name in enumerate(names):
+            await session.execute(
+                text(
+                    "INSERT INTO enrollments (id, status, organization_name, organization_key, member_type, "
+                    "service_end_date, display_users_purchased, corporate_contact_email, created_at, bounced, "
+                    "reminders_sent, link_version, updated_at) VALUES (:id, 'New', :name, :key, 'customer', "
+                    "'2030-01-01', 0, 'pat@acme.example', :at, 0, 0, 1, :at)"
+                ),
+                {"id": f"{prefix}{n}", "name": name, "key": organization_key(name), "at": T0 + timedelta(seconds=n)},
+            )
+
+
 async def test_rows_indexed_before_0007_are_still_renamed_and_deleted(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     command.upgrade(alembic_config(url), "0006")
     try:
-        await seed_names(url, "o", ["Starlight Power Ltd", "Starfish Tools Ltd"])
+        await seed_as_0006(url, "o", ["Starlight Power Ltd", "Starfish Tools Ltd"])
         await dispose_all()
         upgrade_to_head(url)
         await record_enrollment(url, record(view("o0", "Moonlight Power Ltd", created_at=T0), "o0/rename"))
