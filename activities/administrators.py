@@ -88,8 +88,8 @@ class AdministratorActivities:
         return AdministratorsInvited(
             invite=created.invite,
             skipped=len(created.skipped),
-            activation_ttl=self.settings.activation_window.total_seconds(),
-            reminder_after=self.settings.activation_reminder_after.total_seconds(),
+            activation_ttl=self.settings.activation_ttl.total_seconds(),
+            reminder_after=self.settings.activation_reminder.total_seconds(),
         )
 
     @activity.defn(name="notify_skipped")

@@ -10,10 +10,10 @@ import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.rules import MailDomains
 
@@ -49,6 +49,28 @@ def parse_durations(text: str) -> list[timedelta]:
     return sorted(parse_duration(part) for part in text.split(",") if part.strip())
 
 
+def _duration_text(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _durations_text(value: object) -> object:
+    return parse_durations(value) if isinstance(value, str) else value
+
+
+def _longer_than_zero(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration_text), AfterValidator(_longer_than_zero)]
+"""A setting's length of time, longer than zero, written `90s`, `15m`, `4h` or `3d` (`parse_duration`)."""
+
+Durations = Annotated[list[timedelta], NoDecode, BeforeValidator(_durations_text), AfterValidator(sorted)]
+"""A setting's offsets, written `3d,7d` (comma-separated durations; empty for none), shortest first. (`NoDecode`:
+the text is not JSON.)"""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENROLL_", env_file=".env", extra="ignore")
 
@@ -67,9 +89,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     secret_key: SecretStr | None = None
-    reminders: str = "3d,7d"
-    enrollment_ttl: str = "14d"
-    service_end_warnings: str = "30d,7d,1d"
+    reminders: Durations = Field(default="3d,7d", validate_default=True)
+    """Offsets after the invitation at which reminders are emailed."""
+    enrollment_ttl: Duration = Field(default="14d", validate_default=True)
+    """The form's deadline after the invitation: the enrollment expires then."""
+    service_end_warnings: Durations = Field(default="30d,7d,1d", validate_default=True)
+    """Offsets before a member account's service end date at which it is warned of."""
     free_mail_domains: str = DEFAULT_FREE_MAIL_DOMAINS
     smtp_utf8: bool = True
     """Whether contact addresses may have non-ASCII local parts (`josé@…`): only if the relay offers SMTPUTF8.
@@ -91,8 +116,10 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     # Members (README "Member administrators"): the second factor, administrators' invitations and inactivity.
     second_factor: Literal["required", "optional"] = "required"
-    activation_ttl: str = "7d"
-    activation_reminder: str = "3d"
+    activation_ttl: Duration = Field(default="7d", validate_default=True)
+    """How long an administrator's activation link lives."""
+    activation_reminder: Duration = Field(default="3d", validate_default=True)
+    """When the activation link's one reminder goes."""
     inactive_disable_days: int = Field(default=180, ge=8)
     # Data that does not grow for ever (README "Retention"): what is older than this is pruned daily.
     retention_days: int = Field(default=400, ge=1)
@@ -134,19 +161,6 @@ class Settings(BaseSettings):
             value = value.strip()  # pasted from a console, with its newline
         return value if value.strip() else None
 
-    @field_validator("reminders", "service_end_warnings")
-    @classmethod
-    def _durations(cls, value: str) -> str:
-        parse_durations(value)
-        return value
-
-    @field_validator("enrollment_ttl", "activation_ttl", "activation_reminder")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        if parse_duration(value) <= timedelta(0):
-            raise ValueError("must be longer than zero")
-        return value
-
     @field_validator("otlp_endpoint", "temporal_tls_server_name")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
@@ -180,26 +194,6 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
-
-    @property
-    def reminder_offsets(self) -> list[timedelta]:
-        return parse_durations(self.reminders)
-
-    @property
-    def ttl(self) -> timedelta:
-        return parse_duration(self.enrollment_ttl)
-
-    @property
-    def activation_window(self) -> timedelta:
-        return parse_duration(self.activation_ttl)
-
-    @property
-    def activation_reminder_after(self) -> timedelta:
-        return parse_duration(self.activation_reminder)
-
-    @property
-    def warning_offsets(self) -> list[timedelta]:
-        return parse_durations(self.service_end_warnings)
 
     @property
     def free_mail(self) -> MailDomains:

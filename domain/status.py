@@ -10,8 +10,6 @@ from enum import StrEnum
 
 from domain.models import AccountStatus, EnrollmentStatus
 
-S = EnrollmentStatus
-
 
 class EnrollmentAction(StrEnum):
     submit_form = "submit the form"
@@ -24,19 +22,21 @@ class EnrollmentAction(StrEnum):
 
 
 _ALLOWED: dict[EnrollmentAction, frozenset[EnrollmentStatus]] = {
-    EnrollmentAction.submit_form: frozenset({S.new}),
-    EnrollmentAction.edit: frozenset({S.new, S.pending_review}),
-    EnrollmentAction.resend: frozenset({S.new, S.expired}),
-    EnrollmentAction.cancel: frozenset({S.new, S.pending_review}),
-    EnrollmentAction.start_review: frozenset({S.pending_review}),
-    EnrollmentAction.approve: frozenset({S.in_review}),
-    EnrollmentAction.reject: frozenset({S.in_review}),
+    EnrollmentAction.submit_form: frozenset({EnrollmentStatus.new}),
+    EnrollmentAction.edit: frozenset({EnrollmentStatus.new, EnrollmentStatus.pending_review}),
+    EnrollmentAction.resend: frozenset({EnrollmentStatus.new, EnrollmentStatus.expired}),
+    EnrollmentAction.cancel: frozenset({EnrollmentStatus.new, EnrollmentStatus.pending_review}),
+    EnrollmentAction.start_review: frozenset({EnrollmentStatus.pending_review}),
+    EnrollmentAction.approve: frozenset({EnrollmentStatus.in_review}),
+    EnrollmentAction.reject: frozenset({EnrollmentStatus.in_review}),
 }
 
-OPEN_STATUSES = frozenset({S.new, S.pending_review, S.in_review, S.expired})
+OPEN_STATUSES = frozenset(
+    {EnrollmentStatus.new, EnrollmentStatus.pending_review, EnrollmentStatus.in_review, EnrollmentStatus.expired}
+)
 """Statuses whose enrollment still claims its organization name (an Expired one can be revived)."""
 
-FINAL_STATUSES = frozenset({S.approved, S.rejected, S.cancelled})
+FINAL_STATUSES = frozenset({EnrollmentStatus.approved, EnrollmentStatus.rejected, EnrollmentStatus.cancelled})
 
 
 def enrollment_allows(status: EnrollmentStatus, action: EnrollmentAction) -> bool:
@@ -47,7 +47,7 @@ def enrollment_refusal(status: EnrollmentStatus, action: EnrollmentAction) -> st
     """None when `action` is allowed in `status`, else the sentence that says why not."""
     if enrollment_allows(status, action):
         return None
-    if status in (S.in_review, S.approved, S.rejected) and action in (
+    if status in (EnrollmentStatus.in_review, EnrollmentStatus.approved, EnrollmentStatus.rejected) and action in (
         EnrollmentAction.edit,
         EnrollmentAction.cancel,
         EnrollmentAction.resend,
@@ -68,21 +68,20 @@ class AccountAction(StrEnum):
     report_usage = "report usage of"
 
 
-A = AccountStatus
 _ACCOUNT_ALLOWED: dict[AccountAction, frozenset[AccountStatus]] = {
-    AccountAction.suspend: frozenset({A.active}),
-    AccountAction.reactivate: frozenset({A.suspended}),
-    AccountAction.delete: frozenset({A.suspended}),
-    AccountAction.edit: frozenset({A.active, A.suspended, A.expired}),
-    AccountAction.add_users: frozenset({A.active, A.suspended, A.expired}),
-    AccountAction.report_usage: frozenset({A.active, A.suspended, A.expired}),
+    AccountAction.suspend: frozenset({AccountStatus.active}),
+    AccountAction.reactivate: frozenset({AccountStatus.suspended}),
+    AccountAction.delete: frozenset({AccountStatus.suspended}),
+    AccountAction.edit: frozenset({AccountStatus.active, AccountStatus.suspended, AccountStatus.expired}),
+    AccountAction.add_users: frozenset({AccountStatus.active, AccountStatus.suspended, AccountStatus.expired}),
+    AccountAction.report_usage: frozenset({AccountStatus.active, AccountStatus.suspended, AccountStatus.expired}),
 }
 
 
 def account_refusal(status: AccountStatus, action: AccountAction) -> str | None:
     if status in _ACCOUNT_ALLOWED[action]:
         return None
-    if action == AccountAction.delete and status == A.active:
+    if action == AccountAction.delete and status == AccountStatus.active:
         return "Cannot delete an Active member account; suspend it first."
     allowed = " or ".join(sorted(s.value for s in _ACCOUNT_ALLOWED[action]))
     return f"Cannot {action.value} a member account that is {status.value}; that needs status {allowed}."

@@ -6,16 +6,19 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from domain.models import FieldError
 from domain.settings import Settings
 from observability import tracing
 from observability.metrics import ApiMetrics, MetricsMiddleware
 from starter import api, portal
 from starter.api.routes import codec
+from starter.portal.common import PortalRoute, first_page
 from starter.security import SecurityMiddleware
-from starter.services.enrollments import InvalidInput, ServiceError, Unavailable
+from starter.services.errors import InvalidInput, ServiceError, Unavailable
+from store.paging import BadCursor
 
 
 class CodecCORS:
@@ -60,6 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _refused(_: Request, exc: ServiceError) -> JSONResponse:
         headers = {"Retry-After": "30"} if isinstance(exc, Unavailable) else None
         return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(BadCursor)
+    async def _bad_cursor(request: Request, exc: BadCursor) -> Response:
+        """A paging cursor this app did not hand out: a portal page shows its first page instead; the API
+        names the field (422 on `cursor`)."""
+        if isinstance(request.scope.get("route"), PortalRoute) and "cursor" in request.query_params:
+            return await first_page(request)
+        return await _invalid(request, InvalidInput([FieldError(field="cursor", message=str(exc))]))
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,15 +10,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from domain.access import Permission, allows, may_manage_administrators, may_see, may_see_rollup, refusal
-from domain.models import AccountView, Actor, FieldError
+from domain.models import AccountView, Actor
 from domain.settings import Settings
 from starter.security import request_source
 from starter.services.accounts import AccountReader, AccountService, Rollup
 from starter.services.administrator_changes import AdministratorChanges
 from starter.services.administrators import AdministratorService
-from starter.services.enrollments import EnrollmentService, InvalidInput, NotFound
+from starter.services.enrollments import EnrollmentService
+from starter.services.errors import NotFound
 from store import users
-from store.paging import BadCursor
 from store.tables import User
 from workflows.client import connect_for_requests
 
@@ -140,10 +140,7 @@ async def visible_rollup(
     """A reseller's roll-up, if `user` may see it (a 404 otherwise, and for an account that is no reseller)."""
     if not may_see_rollup(user, account_id):
         raise NotFound(f"No reseller account has the id {account_id}.")
-    try:
-        return await reader.rollup(account_id, limit=limit, cursor=cursor)
-    except BadCursor as exc:
-        raise InvalidInput([FieldError(field="cursor", message=str(exc))]) from exc
+    return await reader.rollup(account_id, limit=limit, cursor=cursor)
 
 
 def get_administrator_changes(settings: SettingsDep) -> AdministratorChanges:

@@ -25,7 +25,7 @@ from starlette.types import Message
 
 from domain.models import FieldError
 from starter.api.schemas import free_mail_domains
-from starter.services.enrollments import InvalidInput
+from starter.services.errors import InvalidInput
 
 NOT_AN_OBJECT = "must be a JSON object with the enrollment's fields"
 _NO_MODEL_TAKES = b"[]"

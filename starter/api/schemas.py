@@ -30,7 +30,8 @@ from domain.models import (
 )
 from domain.rules import check_email
 from starter.services.accounts import check_account_edit, check_order, check_usage
-from starter.services.enrollments import InvalidInput, check_note, new_account_fields
+from starter.services.enrollments import new_account_fields
+from starter.services.errors import InvalidInput, check_note
 
 T = TypeVar("T")
 RESEND_NOTE = "invitation resent"

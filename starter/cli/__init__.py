@@ -80,7 +80,7 @@ def create(
 ) -> None:
     """Create a member account and start its enrollment (emails the corporate contact)."""
     from domain.models import Actor
-    from starter.services.enrollments import ServiceError
+    from starter.services.errors import ServiceError
 
     raw: dict[str, Any] = {
         "service_end_date": end_date,
@@ -147,7 +147,7 @@ def list_(
 @app.command()
 def show(enrollment_id: str) -> None:
     """One enrollment with its timeline."""
-    from starter.services.enrollments import ServiceError
+    from starter.services.errors import ServiceError
 
     async def job(service: Any) -> EnrollmentView:
         return await service.get(enrollment_id)  # type: ignore[no-any-return]

@@ -77,7 +77,8 @@ def import_enrollments(
     )
 
     async def job(settings: Settings) -> tuple[dict[int, str], dict[int, str]]:
-        from starter.services.enrollments import EnrollmentService, ServiceError
+        from starter.services.enrollments import EnrollmentService
+        from starter.services.errors import ServiceError
         from workflows.client import connect_for_requests
 
         user = await user_store.user_by_email(settings.effective_database_url, as_)
@@ -117,7 +118,7 @@ def import_usage(file: Path) -> None:
 
     async def job(settings: Settings) -> tuple[dict[int, str], dict[int, str]]:
         from starter.services.accounts import AccountService
-        from starter.services.enrollments import ServiceError
+        from starter.services.errors import ServiceError
         from workflows.client import connect_for_requests
 
         service = AccountService(settings, await connect_for_requests(settings))

@@ -22,10 +22,11 @@ from starlette.datastructures import QueryParams
 
 from domain.access import CREATORS, REVIEWERS, STAFF, Permission, allows, may_see
 from domain.models import EnrollmentStatus, EnrollmentView, FieldError, MemberType, Role
+from domain.rules import ACCOUNT_FIELDS
 from domain.settings import Settings
 from starter.portal.pages import templates
 from starter.portal.session import CSRF_FIELD, NothingHereYet, SignInRequired, read_session, signed_in_user
-from starter.services.enrollments import NotFound, ServiceError
+from starter.services.errors import NotFound, ServiceError
 from store import accounts as account_store
 from store import enrollments as enrollment_store
 from store import outbox
@@ -72,6 +73,21 @@ DONE = {
     "rejected": "{org}: rejected. The corporate contact is emailed the reason.",
     "signed_out": "You have signed out.",
 }
+
+ERROR_TARGETS = {"member_type": "member_type-customer", "display_users_purchased": "display_users_purchased-yes"}
+"""The input an error summary's link goes to, for the fields shown as radio buttons."""
+
+
+def account_fields_of(form: Mapping[str, Any]) -> dict[str, str]:
+    """The member account's fields from a posted form; a field left out stays out (a radio nobody chose),
+    except those that the page hides (portal.js) where they do not apply: those are "no" or empty."""
+    fields = {name: value for name in ACCOUNT_FIELDS if isinstance(value := form.get(name), str)}
+    if fields.get("member_type") in (MemberType.reseller, MemberType.manufacturer):
+        fields.setdefault("display_users_purchased", "no")
+        fields.setdefault("reseller_account_id", "")
+    if fields.get("display_users_purchased") != "yes":
+        fields.setdefault("users_purchased", "")
+    return fields
 
 
 def errors_by_field(errors: list[FieldError]) -> dict[str, str]:
@@ -227,6 +243,16 @@ async def mail_trouble_of(settings: Settings) -> str | None:
         return None
     since, reply = trouble
     return f"Mail failing since {when(since)}: {reply}"
+
+
+async def first_page(request: Request) -> Response:
+    """The page asked for again without its `cursor`: a cursor the portal did not hand out (mistyped, or of
+    another order) shows the first page, as if none had been given. `starter.app` answers BadCursor with it."""
+    route = request.scope["route"]
+    query = [(name, value) for name, value in QueryParams(request.scope["query_string"]).multi_items()]
+    scope = {**request.scope, "query_string": urlencode([(k, v) for k, v in query if k != "cursor"]).encode()}
+    handle: Callable[[Request], Coroutine[Any, Any, Response]] = route.get_route_handler()
+    return await handle(Request(scope, request.receive))
 
 
 class PortalRoute(APIRoute):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client
@@ -23,13 +23,13 @@ from domain.models import (
 from domain.rules import check_service_end_date, parse_bool, parse_whole_number
 from domain.settings import Settings
 from domain.status import AccountAction, account_refusal
-from starter.services.enrollments import Conflict, InvalidInput, NotFound, Update, check_note, run_update
+from starter.services.errors import Conflict, InvalidInput, NotFound, check_note
+from starter.services.temporal import CheckedUpdates
 from store import accounts as store
 from workflows.account import MemberAccountWorkflow
 from workflows.names import account_workflow_id
 
 EXPIRING_SOON = timedelta(days=30)
-A = TypeVar("A")
 
 
 class AccountSummary(BaseModel):
@@ -173,7 +173,7 @@ class AccountReader:
         return self.summary_of(await self.get(account_id))
 
     def summary_of(self, view: AccountView) -> AccountSummary:
-        return summarize(view, self.settings.warning_offsets, datetime.now(UTC).date())
+        return summarize(view, self.settings.service_end_warnings, datetime.now(UTC).date())
 
     async def rollup(self, reseller_account_id: str, *, limit: int = 50, cursor: str | None = None) -> Rollup:
         """Customers newest first (not Deleted), keyset-paginated like the list."""
@@ -185,7 +185,7 @@ class AccountReader:
         customers, next_cursor = await store.list_accounts(
             self.url, reseller_account_id=reseller.id, exclude_deleted=True, limit=limit, cursor=cursor
         )
-        offsets = self.settings.warning_offsets
+        offsets = self.settings.service_end_warnings
         return Rollup(
             reseller_account_id=reseller.id,
             organization_name=reseller.organization_name,
@@ -203,27 +203,19 @@ class AccountService(AccountReader):
     def __init__(self, settings: Settings, client: Client) -> None:
         super().__init__(settings)
         self.client = client
-
-    async def _update(
-        self, account_id: str, action: AccountAction, update: Update[MemberAccountWorkflow, A, AccountView], arg: A
-    ) -> AccountView:
-        current = await self.get(account_id)
-        refusal = account_refusal(current.status, action)
-        if refusal:
-            raise Conflict(refusal)
-        return await run_update(self.client, account_workflow_id(account_id), update, arg)
+        self.updates = CheckedUpdates(client, self.get, account_refusal, account_workflow_id)
 
     async def suspend(self, account_id: str, actor: Actor, note: object) -> AccountView:
         change = AccountChange(actor=actor, audit_note=check_note(note))
-        return await self._update(account_id, AccountAction.suspend, MemberAccountWorkflow.suspend, change)
+        return await self.updates.run(account_id, AccountAction.suspend, MemberAccountWorkflow.suspend, change)
 
     async def reactivate(self, account_id: str, actor: Actor, note: object) -> AccountView:
         change = AccountChange(actor=actor, audit_note=check_note(note))
-        return await self._update(account_id, AccountAction.reactivate, MemberAccountWorkflow.reactivate, change)
+        return await self.updates.run(account_id, AccountAction.reactivate, MemberAccountWorkflow.reactivate, change)
 
     async def delete(self, account_id: str, actor: Actor, note: object) -> AccountView:
         change = AccountChange(actor=actor, audit_note=check_note(note))
-        return await self._update(account_id, AccountAction.delete, MemberAccountWorkflow.delete, change)
+        return await self.updates.run(account_id, AccountAction.delete, MemberAccountWorkflow.delete, change)
 
     async def add_users_purchased(self, account_id: str, actor: Actor, add: object, note: object) -> AccountView:
         count, audit_note = check_order(add, note)
@@ -231,15 +223,19 @@ class AccountService(AccountReader):
         if not current.display_users_purchased:
             raise Conflict("This account does not display users purchased; switch Display Users Purchased on first.")
         order = AddUsersPurchased(actor=actor, audit_note=audit_note, add=count)
-        return await self._update(account_id, AccountAction.add_users, MemberAccountWorkflow.add_users_purchased, order)
+        return await self.updates.run(
+            account_id, AccountAction.add_users, MemberAccountWorkflow.add_users_purchased, order
+        )
 
     async def report_usage(self, account_id: str, users_existing: object, reported_at: object = None) -> AccountView:
         count, when = check_usage(users_existing, reported_at)
         report = UsageReport(users_existing=count, reported_at=(when or datetime.now(UTC)).astimezone(UTC))
-        return await self._update(account_id, AccountAction.report_usage, MemberAccountWorkflow.report_usage, report)
+        return await self.updates.run(
+            account_id, AccountAction.report_usage, MemberAccountWorkflow.report_usage, report
+        )
 
     async def edit(self, account_id: str, actor: Actor, body: Mapping[str, Any]) -> AccountView:
         """Change the service end date and/or Display Users Purchased; every problem is named at once."""
         end_date, display, note = check_account_edit(body)
         edit = EditAccount(actor=actor, audit_note=note, service_end_date=end_date, display_users_purchased=display)
-        return await self._update(account_id, AccountAction.edit, MemberAccountWorkflow.edit, edit)
+        return await self.updates.run(account_id, AccountAction.edit, MemberAccountWorkflow.edit, edit)

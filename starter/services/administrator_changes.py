@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from domain.models import Actor
 from domain.settings import Settings
-from starter.services.enrollments import Conflict, NotFound
+from starter.services.errors import Conflict, NotFound
 from store import administrators, second_factor, users
 from store.administrators import Administrator
 

@@ -26,14 +26,8 @@ from domain.models import (
     InvitationAction,
 )
 from domain.settings import Settings
-from starter.services.enrollments import (
-    Conflict,
-    NotFound,
-    Unavailable,
-    application_cause,
-    refusal_from,
-    unavailable_when_down,
-)
+from starter.services.errors import Conflict, NotFound, Unavailable
+from starter.services.temporal import application_cause, refusal_from, unavailable_when_down
 from store import administrators, users
 from store.administrators import Administrator
 from workflows.administrator import INVITATION_CLOSED, REFUSALS, AdministratorWorkflow
@@ -105,8 +99,8 @@ class AdministratorService:
             user_id=user_id,
             account_id=account_id,
             invited_by=actor,
-            activation_ttl=self.settings.activation_window.total_seconds(),
-            reminder_after=self.settings.activation_reminder_after.total_seconds(),
+            activation_ttl=self.settings.activation_ttl.total_seconds(),
+            reminder_after=self.settings.activation_reminder.total_seconds(),
             link_version=link_version,
         )
         with unavailable_when_down():

@@ -9,27 +9,19 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Awaitable, Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from temporalio.client import (
-    Client,
-    RPCTimeoutOrCancelledError,
-    WithStartWorkflowOperation,
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.models import (
     AccountFields,
@@ -46,83 +38,32 @@ from domain.models import (
     Schedule,
     SubmitForm,
 )
-from domain.rules import ACCOUNT_FIELDS, check_account_fields, check_contact_form, check_text
+from domain.rules import ACCOUNT_FIELDS, check_account_fields, check_contact_form
 from domain.settings import Settings
 from domain.status import EnrollmentAction, enrollment_refusal
+from starter.services.errors import (
+    Conflict,
+    Gone,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    check_note,
+    duplicate_message,
+)
+from starter.services.temporal import CheckedUpdates, refusal_from, run_update, unavailable_when_down
 from store import accounts as accounts_store
 from store import enrollments as store
 from store import links
 from workflows.client import COURTESY_TIMEOUT, RPC_TIMEOUT
-from workflows.common import CONTINUING_AS_NEW
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.names import ENROLLMENT_STATUS, MEMBER_TYPE, enrollment_workflow_id
 
-W = TypeVar("W")
-A = TypeVar("A")
-R = TypeVar("R")
 UNKNOWN_LINK = "This enrollment link is not valid. Check that the whole link from the email was used."
 DEAD_LINK = (
     "This enrollment link is no longer valid. It may have been used already, replaced by a newer one, "
     "or expired. Ask your representative to send you a new link."
 )
-UNREACHABLE = "The workflow service is unreachable at the moment; try again shortly."
-NO_ANSWER = (
-    "The workflow service did not answer in time, so the change may or may not have been made; "
-    "check again shortly before you try again."
-)
-
-
-class ServiceError(Exception):
-    """A refusal a user can act on; `status` is the HTTP status it maps to."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidInput(ServiceError):
-    status = 422
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{e.field} {e.message}" for e in errors))
-        self.errors = errors
-
-
-class Conflict(ServiceError):
-    status = 409
-
-
-class NotFound(ServiceError):
-    status = 404
-
-
-class Unavailable(ServiceError):
-    """Temporal is out of reach or too slow to answer: try again later, the request itself was fine."""
-
-    status = 503
-
-
-@contextlib.contextmanager
-def unavailable_when_down() -> Iterator[None]:
-    """Around a Temporal call: a server out of reach or too slow to answer becomes Unavailable (503).
-
-    A timed-out update may still be applied, so it is never reported as refused (409) or gone (410)."""
-    try:
-        yield
-    except RPCTimeoutOrCancelledError as err:
-        raise Unavailable(NO_ANSWER) from err
-    except RPCError as err:
-        if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
-            raise Unavailable(NO_ANSWER) from err
-        if err.status == RPCStatusCode.UNAVAILABLE:
-            raise Unavailable(UNREACHABLE) from err
-        raise
-    except RuntimeError as err:
-        if str(err).startswith("Failed client connect"):  # the API's client connects on first use
-            raise Unavailable(UNREACHABLE) from err
-        raise
 
 
 def enrollment_id_for(user_id: str, idempotency_key: str | None) -> str:
@@ -130,78 +71,6 @@ def enrollment_id_for(user_id: str, idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return secrets.token_hex(8)
     return hashlib.sha256(f"{user_id}\x00{idempotency_key}".encode()).hexdigest()[:16]
-
-
-def _duplicate_message(holder: str) -> str:
-    return (
-        f"An open enrollment or active member account already exists for this organization "
-        f"(enrollment {holder}); open it instead of creating another."
-    )
-
-
-def application_cause(err: WorkflowUpdateFailedError) -> ApplicationError | None:
-    """The ApplicationError the workflow refused or failed the update with, however deep in the chain."""
-    cause: BaseException | None = err.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = getattr(cause, "cause", None)
-    return cause if isinstance(cause, ApplicationError) else None
-
-
-def refusal_from(err: WorkflowUpdateFailedError) -> ServiceError:
-    """Map a refused or failed update to what the user is told."""
-    cause = application_cause(err)
-    if cause is None:
-        return ServiceError(f"The enrollment could not be updated: {err.cause or err}")
-    if cause.type == "InvalidEnrollment":
-        details = cause.details[0] if cause.details else []
-        return InvalidInput([FieldError.model_validate(d) for d in details])
-    if cause.type == "OrganizationTaken":
-        return Conflict(_duplicate_message(str(cause.details[0]) if cause.details else "unknown"))
-    return Conflict(cause.message)
-
-
-Update = UpdateMethodMultiParam[[W, A], Awaitable[R]]
-"""An update method of workflow class W taking an A and answering an R, e.g. `EnrollmentWorkflow.resend`. (The
-workflows name their handlers, so the type checker sees each return an awaitable of its result.)"""
-
-
-HANDOVER_RETRIES = 20
-"""How often an update turned away by a run handing over to a fresh one is tried again (about 4 s in all)."""
-
-
-async def run_update(client: Client, workflow_id: str, update: Update[Any, A, R], arg: A) -> R:
-    """Execute `update` with `arg`; a refusal or a finished run becomes the Conflict the user is shown. An update
-    that arrives while the run continues as new is tried again: it lands on the fresh run."""
-    handle = client.get_workflow_handle(workflow_id)
-    for attempt in range(HANDOVER_RETRIES + 1):
-        try:
-            with unavailable_when_down():
-                return cast(R, await handle.execute_update(update, arg, rpc_timeout=RPC_TIMEOUT))
-        except WorkflowUpdateFailedError as err:
-            cause = application_cause(err)
-            if cause is not None and cause.type == CONTINUING_AS_NEW and attempt < HANDOVER_RETRIES:
-                await asyncio.sleep(0.05 * (attempt + 1))
-                continue
-            raise refusal_from(err) from err
-        except RPCError as err:
-            if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                raise
-            # The run it reached may have just continued as new ("already completed"): the fresh run takes it.
-            if attempt < HANDOVER_RETRIES and await _running(handle):
-                await asyncio.sleep(0.05 * (attempt + 1))
-                continue
-            raise Conflict("This has ended; it can no longer change.") from err
-    raise AssertionError("unreachable")
-
-
-async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
-    """Whether the workflow's latest run is still running."""
-    try:
-        with unavailable_when_down():
-            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-    except RPCError:
-        return False
-    return description.status == WorkflowExecutionStatus.RUNNING
 
 
 async def check_reseller(url: str, reseller_account_id: str | None) -> None:
@@ -237,12 +106,13 @@ class EnrollmentService:
         self.settings = settings
         self.client = client
         self.url = settings.effective_database_url
+        self.updates = CheckedUpdates(client, self.get, enrollment_refusal, enrollment_workflow_id)
 
     def schedule(self) -> Schedule:
         return Schedule(
-            reminder_offsets=[d.total_seconds() for d in self.settings.reminder_offsets],
-            ttl=self.settings.ttl.total_seconds(),
-            warning_offsets=[d.total_seconds() for d in self.settings.warning_offsets],
+            reminder_offsets=[d.total_seconds() for d in self.settings.reminders],
+            ttl=self.settings.enrollment_ttl.total_seconds(),
+            warning_offsets=[d.total_seconds() for d in self.settings.service_end_warnings],
         )
 
     async def create(
@@ -265,7 +135,7 @@ class EnrollmentService:
         await check_reseller(self.url, fields.reseller_account_id)
         holder = await store.find_claim(self.url, fields.organization_name)
         if holder is not None and holder != enrollment_id:
-            raise Conflict(_duplicate_message(holder))
+            raise Conflict(duplicate_message(holder))
         start = WithStartWorkflowOperation(
             EnrollmentWorkflow.run,
             EnrollmentInput(enrollment_id=enrollment_id, fields=fields, created_by=actor, schedule=self.schedule()),
@@ -301,27 +171,13 @@ class EnrollmentService:
             return existing, False
         return view, True
 
-    async def _update(
-        self,
-        enrollment_id: str,
-        action: EnrollmentAction,
-        update: Update[EnrollmentWorkflow, A, EnrollmentView],
-        arg: A,
-    ) -> EnrollmentView:
-        """Ask the status machine first (fast, and right for finished runs), then the workflow, which decides."""
-        current = await self.get(enrollment_id)
-        refusal = enrollment_refusal(current.status, action)
-        if refusal:
-            raise Conflict(refusal)
-        return await run_update(self.client, enrollment_workflow_id(enrollment_id), update, arg)
-
     async def resend(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
         action = CsmAction(actor=actor, audit_note=check_note(audit_note))
-        return await self._update(enrollment_id, EnrollmentAction.resend, EnrollmentWorkflow.resend, action)
+        return await self.updates.run(enrollment_id, EnrollmentAction.resend, EnrollmentWorkflow.resend, action)
 
     async def cancel(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
         action = CsmAction(actor=actor, audit_note=check_note(audit_note))
-        return await self._update(enrollment_id, EnrollmentAction.cancel, EnrollmentWorkflow.cancel, action)
+        return await self.updates.run(enrollment_id, EnrollmentAction.cancel, EnrollmentWorkflow.cancel, action)
 
     async def edit(
         self, enrollment_id: str, actor: Actor, changes: Mapping[str, Any], *, send_invitation: bool = True
@@ -336,19 +192,21 @@ class EnrollmentService:
         assert fields is not None
         await check_reseller(self.url, fields.reseller_account_id)
         edit = EditEnrollment(actor=actor, fields=fields, audit_note=note, send_invitation=send_invitation)
-        return await self._update(enrollment_id, EnrollmentAction.edit, EnrollmentWorkflow.edit, edit)
+        return await self.updates.run(enrollment_id, EnrollmentAction.edit, EnrollmentWorkflow.edit, edit)
 
     async def start_review(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
         action = ReviewAction(actor=actor, audit_note=check_note(audit_note))
-        return await self._update(enrollment_id, EnrollmentAction.start_review, EnrollmentWorkflow.start_review, action)
+        return await self.updates.run(
+            enrollment_id, EnrollmentAction.start_review, EnrollmentWorkflow.start_review, action
+        )
 
     async def approve(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
         action = ReviewAction(actor=actor, audit_note=check_note(audit_note))
-        return await self._update(enrollment_id, EnrollmentAction.approve, EnrollmentWorkflow.approve, action)
+        return await self.updates.run(enrollment_id, EnrollmentAction.approve, EnrollmentWorkflow.approve, action)
 
     async def reject(self, enrollment_id: str, actor: Actor, audit_note: object, reason: object) -> EnrollmentView:
         action = ReviewAction(actor=actor, audit_note=check_note(audit_note), reason=check_note(reason, "reason"))
-        return await self._update(enrollment_id, EnrollmentAction.reject, EnrollmentWorkflow.reject, action)
+        return await self.updates.run(enrollment_id, EnrollmentAction.reject, EnrollmentWorkflow.reject, action)
 
     async def open_form(self, token: str) -> tuple[EnrollmentView, int]:
         """The enrollment a live form link opens; its workflow is told on the link's first open only."""
@@ -415,16 +273,3 @@ class EnrollmentService:
             limit=limit,
             cursor=cursor,
         )
-
-
-class Gone(ServiceError):
-    status = 410
-
-
-def check_note(note: object, field: str = "audit_note") -> str:
-    """An audit note: required, one line, at most 1,000 characters."""
-    text, problem = check_text(note, maximum=1000)
-    if problem:
-        raise InvalidInput([FieldError(field=field, message=problem)])
-    assert text is not None
-    return text

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 
 from domain.models import EmailKind, FieldError, MailProblem
-from starter.services.enrollments import Conflict, InvalidInput, NotFound, run_update
+from starter.services.errors import Conflict, InvalidInput, NotFound
+from starter.services.temporal import run_update
 from store import outbox
 from workflows.account import MemberAccountWorkflow
 from workflows.administrator import AdministratorWorkflow

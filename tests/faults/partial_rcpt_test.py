@@ -15,9 +15,9 @@ from store import outbox
 from tests.faults.relay import TRY_LATER, Refusal, Relay
 from tests.integration.mail_activities_test import activities, env, persist, view
 
-A = "a@acme.example"
-B = "b@acme.example"
-C = "c@acme.example"
+ALICE = "a@acme.example"
+BOB = "b@acme.example"
+CAROL = "c@acme.example"
 KEY = "enrollment-e1/email-expired-1"
 
 
@@ -59,30 +59,30 @@ async def test_a_recipient_deferred_at_rcpt_is_retried_alone_until_it_has_the_em
     relay = partial_relay
     await persist(database_url, view(), 1)
     acts = activities(tmp_path, database_url, relay.port)
-    relay.defer_only(B)
+    relay.defer_only(BOB)
 
     for attempt in (1, 2):
         with pytest.raises(ApplicationError) as deferred:
-            await env("email-expired-1").run(acts.send_email, to_all(A, B))
+            await env("email-expired-1").run(acts.send_email, to_all(ALICE, BOB))
         assert deferred.value.type == "SmtpDeferred", deferred.value.type
         assert not deferred.value.non_retryable, "a 4xx is retried"
         [row] = await outbox.emails_of(database_url, enrollment_id="e1")
-        assert row.state == "retrying" and row.delivered_to == A, (row.state, row.delivered_to)
+        assert row.state == "retrying" and row.delivered_to == ALICE, (row.state, row.delivered_to)
         assert "451" in (row.error or "")
-        assert await outbox.sent_result(database_url, KEY) is None, "not sent while B is owed it"
-        assert relay.attempts(A) == 1, f"attempt {attempt}: A already has it and is not sent it again"
-        assert relay.attempts(B) == attempt
-    assert [m.rcpt_tos for m in relay.messages()] == [(A,)]
+        assert await outbox.sent_result(database_url, KEY) is None, "not sent while Bob is owed it"
+        assert relay.attempts(ALICE) == 1, f"attempt {attempt}: Alice already has it and is not sent it again"
+        assert relay.attempts(BOB) == attempt
+    assert [m.rcpt_tos for m in relay.messages()] == [(ALICE,)]
 
     relay.defer_only()
-    result = await env("email-expired-1").run(acts.send_email, to_all(A, B))
+    result = await env("email-expired-1").run(acts.send_email, to_all(ALICE, BOB))
     assert result.sent_at is not None and result.refused == []
     first, second = relay.messages()
-    assert second.rcpt_tos == (B,), "the retry goes to B alone"
+    assert second.rcpt_tos == (BOB,), "the retry goes to Bob alone"
     assert second.message_id == first.message_id == result.message_id, "the same message, the same Message-ID"
     assert await outbox.sent_result(database_url, KEY) is not None
 
-    again = await env("email-expired-1").run(acts.send_email, to_all(A, B))
+    again = await env("email-expired-1").run(acts.send_email, to_all(ALICE, BOB))
     assert again.sent_at == result.sent_at
     assert len(relay.messages()) == 2, "a sent email is not sent again"
 
@@ -93,22 +93,24 @@ async def test_a_deferred_recipient_refused_for_good_later_is_reported_and_the_o
     relay = partial_relay
     await persist(database_url, view(), 1)
     acts = activities(tmp_path, database_url, relay.port)
-    relay.bounce(B)
-    relay.defer_only(C)
+    relay.bounce(BOB)
+    relay.defer_only(CAROL)
 
     with pytest.raises(ApplicationError) as deferred:
-        await env("email-expired-1").run(acts.send_email, to_all(A, B, C))
+        await env("email-expired-1").run(acts.send_email, to_all(ALICE, BOB, CAROL))
     assert deferred.value.type == "SmtpDeferred"
-    assert [m.rcpt_tos for m in relay.messages()] == [(A,)]
+    assert [m.rcpt_tos for m in relay.messages()] == [(ALICE,)]
 
     relay.defer_only()
-    relay.bounce(C)  # C's mailbox is gone by the retry: refused for good
-    result = await env("email-expired-1").run(acts.send_email, to_all(A, B, C))
-    assert result.sent_at is not None, "A has it: the email is sent, with the refusals listed"
-    assert [line.partition(":")[0] for line in result.refused] == [B, C], result.refused
+    relay.bounce(CAROL)  # Carol's mailbox is gone by the retry: refused for good
+    result = await env("email-expired-1").run(acts.send_email, to_all(ALICE, BOB, CAROL))
+    assert result.sent_at is not None, "Alice has it: the email is sent, with the refusals listed"
+    assert [line.partition(":")[0] for line in result.refused] == [BOB, CAROL], result.refused
     assert all("550 5.1.1" in line for line in result.refused), result.refused
-    assert relay.attempts(A) == 1 and relay.attempts(B) == 1, "neither A nor B (refused for good) is tried again"
-    assert relay.attempts(C) == 2
+    assert relay.attempts(ALICE) == 1 and relay.attempts(BOB) == 1, (
+        "neither Alice nor Bob (refused for good) is tried again"
+    )
+    assert relay.attempts(CAROL) == 2
     assert len(relay.messages()) == 1
     [row] = await outbox.emails_of(database_url, enrollment_id="e1")
     assert row.state == "sent"

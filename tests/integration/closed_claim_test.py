@@ -11,7 +11,6 @@ from store.enrollments import find_claim, record_enrollment
 from tests.integration.conftest import Stack
 from tests.store.enrollments_test import view
 
-S = EnrollmentStatus
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 
 
@@ -27,12 +26,12 @@ def step(status: EnrollmentStatus, n: int, event: str, *, release_claim: bool = 
 
 async def test_a_mail_event_after_the_close_does_not_claim_the_name_again(stack: Stack) -> None:
     url = stack.settings.effective_database_url
-    await record_enrollment(url, step(S.new, 1, "created"))
-    await record_enrollment(url, step(S.expired, 2, "expired"))
+    await record_enrollment(url, step(EnrollmentStatus.new, 1, "created"))
+    await record_enrollment(url, step(EnrollmentStatus.expired, 2, "expired"))
     assert await find_claim(url, "Acme Widgets Ltd") == "old1", "an Expired enrollment can be revived: it holds on"
-    await record_enrollment(url, step(S.expired, 3, "closed", release_claim=True))
+    await record_enrollment(url, step(EnrollmentStatus.expired, 3, "closed", release_claim=True))
     assert await find_claim(url, "Acme Widgets Ltd") is None
-    await record_enrollment(url, step(S.expired, 4, "complained"))  # the mail event, in the final wait
+    await record_enrollment(url, step(EnrollmentStatus.expired, 4, "complained"))  # the mail event, in the final wait
 
     assert await find_claim(url, "Acme Widgets Ltd") is None
     created = await stack.create()

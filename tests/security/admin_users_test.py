@@ -9,7 +9,7 @@ import re
 import httpx
 
 from domain.models import Role
-from starter.api.routes.audit import cell
+from starter.audit_csv import cell
 from store import users
 from tests.cli.cli_test import enroll
 from tests.integration.conftest import Stack

@@ -29,7 +29,6 @@ from store.enrollments import (
 from store.paging import NEWEST, BadCursor, Position, decode_cursor, encode_cursor, instant, organization_search
 from store.tables import Enrollment
 
-S = EnrollmentStatus
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
@@ -37,7 +36,7 @@ def view(
     enrollment_id: str,
     name: str = "Acme Widgets Ltd",
     *,
-    status: EnrollmentStatus = S.new,
+    status: EnrollmentStatus = EnrollmentStatus.new,
     member_type: MemberType = MemberType.customer,
     created_at: datetime = T0,
     **extra: object,
@@ -103,13 +102,15 @@ async def test_recording_the_same_event_twice_adds_it_once(database_url: str) ->
 
 async def test_recording_again_updates_the_row_and_adds_the_new_event(database_url: str) -> None:
     await record_enrollment(database_url, record(view("e1"), "k1"))
-    later = view("e1", status=S.pending_review, reminders_sent=2, corporate_contact_email="sam@acme.example")
+    later = view(
+        "e1", status=EnrollmentStatus.pending_review, reminders_sent=2, corporate_contact_email="sam@acme.example"
+    )
     await record_enrollment(database_url, record(later, "k2", event="form submitted", at=T0 + timedelta(days=3)))
     # A retried activity re-records the second event: nothing changes.
     await record_enrollment(database_url, record(later, "k2", event="form submitted", at=T0 + timedelta(days=3)))
     got = await get_enrollment(database_url, "e1")
     assert got is not None
-    assert got.status == S.pending_review
+    assert got.status == EnrollmentStatus.pending_review
     assert got.reminders_sent == 2
     assert got.corporate_contact_email == "sam@acme.example"
     assert [t.event for t in got.timeline] == ["created", "form submitted"]
@@ -170,14 +171,16 @@ async def test_different_organizations_do_not_clash(database_url: str) -> None:
 
 
 async def test_an_enrollment_keeps_its_own_claim_as_it_moves_on(database_url: str) -> None:
-    for i, status in enumerate([S.new, S.pending_review, S.in_review, S.approved]):
+    for i, status in enumerate(
+        [EnrollmentStatus.new, EnrollmentStatus.pending_review, EnrollmentStatus.in_review, EnrollmentStatus.approved]
+    ):
         await record_enrollment(database_url, record(view("e1", status=status), f"e1/{i}"))
     # Approved: the live account still holds the name.
     with pytest.raises(OrganizationTaken):
         await record_enrollment(database_url, record(view("e2"), "e2/1"))
 
 
-@pytest.mark.parametrize("final", [S.cancelled, S.rejected])
+@pytest.mark.parametrize("final", [EnrollmentStatus.cancelled, EnrollmentStatus.rejected])
 async def test_a_cancelled_or_rejected_enrollment_releases_the_name(database_url: str, final: EnrollmentStatus) -> None:
     await record_enrollment(database_url, record(view("e1"), "e1/1"))
     await record_enrollment(database_url, record(view("e1", status=final), "e1/2"))
@@ -186,7 +189,9 @@ async def test_a_cancelled_or_rejected_enrollment_releases_the_name(database_url
     assert await find_claim(database_url, "Acme Widgets Ltd") == "e2"
 
 
-@pytest.mark.parametrize("still_open", [S.pending_review, S.in_review, S.expired])
+@pytest.mark.parametrize(
+    "still_open", [EnrollmentStatus.pending_review, EnrollmentStatus.in_review, EnrollmentStatus.expired]
+)
 async def test_an_open_or_expired_enrollment_keeps_the_name(database_url: str, still_open: EnrollmentStatus) -> None:
     await record_enrollment(database_url, record(view("e1"), "e1/1"))
     await record_enrollment(database_url, record(view("e1", status=still_open), "e1/2"))
@@ -196,11 +201,13 @@ async def test_an_open_or_expired_enrollment_keeps_the_name(database_url: str, s
 
 async def test_release_claim_frees_the_name(database_url: str) -> None:
     await record_enrollment(database_url, record(view("e1"), "e1/1"))
-    await record_enrollment(database_url, record(view("e1", status=S.expired), "e1/2", release_claim=True))
+    await record_enrollment(
+        database_url, record(view("e1", status=EnrollmentStatus.expired), "e1/2", release_claim=True)
+    )
     assert await find_claim(database_url, "Acme Widgets Ltd") is None
     await record_enrollment(database_url, record(view("e2"), "e2/1"))
     got = await get_enrollment(database_url, "e1")
-    assert got is not None and got.status == S.expired
+    assert got is not None and got.status == EnrollmentStatus.expired
 
 
 async def test_renaming_moves_the_claim(database_url: str) -> None:
@@ -228,11 +235,11 @@ async def test_a_refused_rename_changes_nothing(database_url: str) -> None:
 
 async def test_list_filters_by_status_type_and_name(database_url: str) -> None:
     rows = [
-        ("e1", "Acme Widgets Ltd", S.new, MemberType.customer),
-        ("e2", "Beta Resellers", S.pending_review, MemberType.reseller),
-        ("e3", "Gamma Tokens", S.new, MemberType.manufacturer),
-        ("e4", "ACME Gadgets", S.cancelled, MemberType.customer),
-        ("e5", "Delta Widgets", S.new, MemberType.reseller),
+        ("e1", "Acme Widgets Ltd", EnrollmentStatus.new, MemberType.customer),
+        ("e2", "Beta Resellers", EnrollmentStatus.pending_review, MemberType.reseller),
+        ("e3", "Gamma Tokens", EnrollmentStatus.new, MemberType.manufacturer),
+        ("e4", "ACME Gadgets", EnrollmentStatus.cancelled, MemberType.customer),
+        ("e5", "Delta Widgets", EnrollmentStatus.new, MemberType.reseller),
     ]
     for i, (eid, name, status, kind) in enumerate(rows):
         v = view(eid, name, status=status, member_type=kind, created_at=T0 + timedelta(minutes=i))
@@ -244,10 +251,10 @@ async def test_list_filters_by_status_type_and_name(database_url: str) -> None:
         return [i.id for i in items]
 
     assert await ids() == ["e5", "e4", "e3", "e2", "e1"]
-    assert await ids(status=S.new) == ["e5", "e3", "e1"]
-    assert await ids(status=S.approved) == []
+    assert await ids(status=EnrollmentStatus.new) == ["e5", "e3", "e1"]
+    assert await ids(status=EnrollmentStatus.approved) == []
     assert await ids(member_type="customer") == ["e4", "e1"]
-    assert await ids(member_type="reseller", status=S.new) == ["e5"]
+    assert await ids(member_type="reseller", status=EnrollmentStatus.new) == ["e5"]
     assert await ids(q="acme") == ["e4", "e1"]
     assert await ids(q="ACME g") == ["e4"]
     assert await ids(q="widgets") == ["e5", "e1"]
@@ -255,7 +262,7 @@ async def test_list_filters_by_status_type_and_name(database_url: str) -> None:
     assert await ids(q="idget") == ["e5", "e1"]
     assert await ids(q="widgets", member_type="customer") == ["e1"]
     assert await ids(q="zzz") == []
-    items, _ = await list_enrollments(database_url, status=S.pending_review)
+    items, _ = await list_enrollments(database_url, status=EnrollmentStatus.pending_review)
     assert items[0].organization_name == "Beta Resellers"
     assert items[0].timeline == []
 
@@ -361,14 +368,14 @@ async def test_pages_walk_every_row_exactly_once_newest_first(database_url: str,
 
 async def test_pages_respect_filters(database_url: str) -> None:
     for i in range(12):
-        status = S.new if i % 3 else S.pending_review
+        status = EnrollmentStatus.new if i % 3 else EnrollmentStatus.pending_review
         v = view(f"e{i:02d}", f"Org {i}", status=status, created_at=T0 + timedelta(seconds=i // 2))
         await record_enrollment(database_url, record(v, f"k{i}"))
     seen: list[str] = []
     cursor: str | None = None
     while True:
-        items, cursor = await list_enrollments(database_url, status=S.new, limit=3, cursor=cursor)
-        assert all(i.status == S.new for i in items)
+        items, cursor = await list_enrollments(database_url, status=EnrollmentStatus.new, limit=3, cursor=cursor)
+        assert all(i.status == EnrollmentStatus.new for i in items)
         seen += [i.id for i in items]
         if cursor is None:
             break

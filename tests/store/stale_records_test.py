@@ -9,7 +9,6 @@ from domain.models import EnrollmentStatus
 from store.enrollments import find_claim, get_enrollment, record_enrollment, record_version
 from tests.store.enrollments_test import T0, record, view
 
-S = EnrollmentStatus
 KEY = "enrollment-e1/event-{}"
 
 
@@ -20,30 +19,35 @@ def test_the_version_is_the_event_counter_of_the_key() -> None:
 
 async def test_an_older_record_arriving_after_a_newer_one_changes_nothing(database_url: str) -> None:
     await record_enrollment(database_url, record(view("e1"), KEY.format(1)))
-    submitted = view("e1", status=S.pending_review, reminders_sent=1, link_version=2)
+    submitted = view("e1", status=EnrollmentStatus.pending_review, reminders_sent=1, link_version=2)
     await record_enrollment(database_url, record(submitted, KEY.format(3), event="submitted", at=T0 + timedelta(1)))
-    stale = view("e1", status=S.new, reminders_sent=0, link_version=1, users_purchased=5)
+    stale = view("e1", status=EnrollmentStatus.new, reminders_sent=0, link_version=1, users_purchased=5)
     await record_enrollment(database_url, record(stale, KEY.format(2), event="invited", at=T0 + timedelta(hours=1)))
 
     got = await get_enrollment(database_url, "e1")
     assert got is not None
-    assert (got.status, got.reminders_sent, got.link_version, got.users_purchased) == (S.pending_review, 1, 2, 100)
+    assert (got.status, got.reminders_sent, got.link_version, got.users_purchased) == (
+        EnrollmentStatus.pending_review,
+        1,
+        2,
+        100,
+    )
     assert "invited" in [t.event for t in got.timeline], "its event is still kept (once, by its key)"
 
 
 async def test_a_late_record_of_an_open_enrollment_does_not_claim_the_name_again(database_url: str) -> None:
     await record_enrollment(database_url, record(view("e1"), KEY.format(1)))
-    cancelled = view("e1", status=S.cancelled)
+    cancelled = view("e1", status=EnrollmentStatus.cancelled)
     await record_enrollment(database_url, record(cancelled, KEY.format(3), event="cancelled", at=T0 + timedelta(1)))
     assert await find_claim(database_url, "Acme Widgets Ltd") is None
-    late = view("e1", status=S.new, reminders_sent=1)
+    late = view("e1", status=EnrollmentStatus.new, reminders_sent=1)
     await record_enrollment(database_url, record(late, KEY.format(2), event="reminded", at=T0 + timedelta(hours=1)))
 
     assert await find_claim(database_url, "Acme Widgets Ltd") is None
     await record_enrollment(database_url, record(view("e2"), "enrollment-e2/event-1"))
     assert await find_claim(database_url, "Acme Widgets Ltd") == "e2"
     got = await get_enrollment(database_url, "e1")
-    assert got is not None and got.status == S.cancelled and got.reminders_sent == 0
+    assert got is not None and got.status == EnrollmentStatus.cancelled and got.reminders_sent == 0
 
 
 async def test_the_same_record_again_and_a_record_without_a_counter_still_write(database_url: str) -> None:

@@ -23,7 +23,7 @@ from domain.models import (
     Schedule,
     SubmitForm,
 )
-from starter.services.enrollments import run_update
+from starter.services.temporal import run_update
 from tests.workflows.enrollment_test import (
     CSM,
     DAY,

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from domain.access import STAFF
-from domain.models import AccountStatus, AccountView, FieldError, MemberType, Role
+from domain.models import AccountStatus, AccountView, MemberType, Role
 from starter.api.body import JsonBodyRoute
-from starter.api.routes.enrollments import BODY_RESPONSES, CHANGE_RESPONSES
+from starter.api.responses import BODY_RESPONSES, CHANGE_RESPONSES
 from starter.api.schemas import AccountEdit, AuditNote, Detail, UsageCount, UsersPurchasedOrder
 from starter.deps import (
     AccountEditor,
@@ -30,8 +30,7 @@ from starter.deps import (
     visible_rollup,
 )
 from starter.services.accounts import AccountSummary, Rollup
-from starter.services.enrollments import InvalidInput, NotFound
-from store.paging import BadCursor
+from starter.services.errors import NotFound
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"], route_class=JsonBodyRoute)
 BODY_CHANGE_RESPONSES = {**BODY_RESPONSES, **CHANGE_RESPONSES}
@@ -69,19 +68,16 @@ async def list_accounts(
         reseller_account_id = user.account_id
     elif user.role not in STAFF:
         return AccountPage(items=[], next_cursor=None)
-    try:
-        items, next_cursor = await reader.list(
-            q=q,
-            status=status,
-            member_type=member_type,
-            reseller_account_id=reseller_account_id,
-            ends_after=ends_after,
-            ends_before=ends_before,
-            limit=limit,
-            cursor=cursor,
-        )
-    except BadCursor as exc:
-        raise InvalidInput([FieldError(field="cursor", message=str(exc))]) from exc
+    items, next_cursor = await reader.list(
+        q=q,
+        status=status,
+        member_type=member_type,
+        reseller_account_id=reseller_account_id,
+        ends_after=ends_after,
+        ends_before=ends_before,
+        limit=limit,
+        cursor=cursor,
+    )
     return AccountPage(items=items, next_cursor=next_cursor)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from starter.api.body import JsonBodyRoute
-from starter.api.routes.enrollments import BODY_RESPONSES, CHANGE_RESPONSES
+from starter.api.responses import BODY_RESPONSES, CHANGE_RESPONSES
 from starter.api.schemas import AdministratorInvite, AdministratorList, AdministratorOut, Detail
 from starter.deps import (
     AdministratorChangesDep,
@@ -22,7 +22,7 @@ from starter.deps import (
     ManagedAccount,
     actor_of,
 )
-from starter.services.enrollments import Conflict
+from starter.services.errors import Conflict
 from store.users import UserError
 
 router = APIRouter(prefix="/api/accounts", tags=["administrators"], route_class=JsonBodyRoute)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from domain.models import EnrollmentStatus, FieldError, MemberType
+from domain.models import EnrollmentStatus, MemberType
 from starter.api.body import JsonBodyRoute
+from starter.api.responses import BODY_RESPONSES, CHANGE_RESPONSES
 from starter.api.schemas import (
     AuditNote,
     Detail,
@@ -16,23 +17,12 @@ from starter.api.schemas import (
     EnrollmentOut,
     EnrollmentPage,
     EnrollmentPatch,
-    ErrorList,
     Rejection,
     ResendNote,
 )
 from starter.deps import Creator, Reviewer, ServiceDep, Staff, actor_of
-from starter.services.enrollments import InvalidInput
-from store.paging import BadCursor
 
 router = APIRouter(prefix="/api/enrollments", tags=["enrollments"], route_class=JsonBodyRoute)
-# What a change through the workflow may answer besides its result: refused, or Temporal out of reach.
-CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    409: {"model": Detail},
-    503: {"model": Detail, "description": "The workflow service is unreachable or did not answer in time."},
-}
-
-BODY_RESPONSES: dict[int | str, dict[str, Any]] = {422: {"model": ErrorList}}
-"""A bad body: every bad field named (`starter.api.body`)."""
 NO_NOTE = ResendNote()
 """A resend sent without a body."""
 
@@ -70,12 +60,7 @@ async def list_enrollments(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> EnrollmentPage:
     """Newest first; `q` matches part of the organization name; follow `next_cursor` for the next page."""
-    try:
-        items, next_cursor = await service.list(
-            status=status_, member_type=member_type, q=q, limit=limit, cursor=cursor
-        )
-    except BadCursor as exc:
-        raise InvalidInput([FieldError(field="cursor", message=str(exc))]) from exc
+    items, next_cursor = await service.list(status=status_, member_type=member_type, q=q, limit=limit, cursor=cursor)
     return EnrollmentPage(items=[EnrollmentItem.of(v) for v in items], next_cursor=next_cursor)
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from domain.models import AccountView
 from starter.deps import AccountReaderDep, AccountServiceDep, actor_of
-from starter.portal.account_changes import BY_PATH, Change, refusal_of
+from starter.portal.allowed_changes import BY_PATH, Change, refusal_of
 from starter.portal.common import (
     FIELD_LABELS,
     PortalRoute,
@@ -26,7 +26,7 @@ from starter.portal.common import (
     refusal,
 )
 from starter.portal.session import PortalAccountEditor, PortalAccountManager
-from starter.services.enrollments import Conflict, InvalidInput, Unavailable
+from starter.services.errors import Conflict, InvalidInput, Unavailable
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 LABELS = {**FIELD_LABELS, "add": "Users to add", "body": "The change"}

@@ -18,12 +18,11 @@ from domain.access import STAFF, may_manage_administrators
 from domain.models import AccountStatus, AccountView, MemberType, Role
 from domain.settings import Settings
 from starter.deps import AccountReaderDep, SettingsDep, visible, visible_rollup
-from starter.portal.account_changes import actions_for
+from starter.portal.allowed_changes import actions_for
 from starter.portal.common import PortalRoute, choice, day, page
 from starter.portal.session import PortalStaff, PortalUser
 from starter.services.accounts import AccountReader
-from starter.services.enrollments import InvalidInput, NotFound
-from store.paging import BadCursor
+from starter.services.errors import NotFound
 from store.tables import User
 from workflows.names import account_workflow_id
 
@@ -91,11 +90,7 @@ async def find_accounts(request: Request, user: PortalStaff, reader: AccountRead
         "ends_before": day_param(params.get("ends_before")),
     }
     cursor = (params.get("cursor") or "")[:500] or None
-    try:
-        found, next_cursor = await reader.list(**filters, limit=PAGE_SIZE, cursor=cursor)
-    except BadCursor:
-        cursor = None
-        found, next_cursor = await reader.list(**filters, limit=PAGE_SIZE)
+    found, next_cursor = await reader.list(**filters, limit=PAGE_SIZE, cursor=cursor)
     shown = {name: str(value) for name, value in filters.items() if value}
 
     def link(cursor: str | None = None) -> str:
@@ -163,11 +158,7 @@ async def reseller_of(reader: AccountReader, view: AccountView) -> AccountView |
 async def customers(request: Request, account_id: str, user: PortalUser, reader: AccountReaderDep) -> Response:
     """A reseller's roll-up: its own users see it as their home page; staff reach it from the account."""
     cursor = (request.query_params.get("cursor") or "")[:500] or None
-    try:
-        rollup = await visible_rollup(reader, user, account_id[:64], limit=PAGE_SIZE, cursor=cursor)
-    except InvalidInput:
-        cursor = None
-        rollup = await visible_rollup(reader, user, account_id[:64], limit=PAGE_SIZE)
+    rollup = await visible_rollup(reader, user, account_id[:64], limit=PAGE_SIZE, cursor=cursor)
     context: dict[str, object] = {"r": rollup, "first_page": cursor is None, "staff": user.role in STAFF}
     if user.role not in STAFF:
         context["links"] = own_links(user)

@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from domain.models import MemberType, Role
 from domain.rules import check_email, has_control_characters
 from domain.settings import Settings
-from starter.api.routes.audit import audit_csv
+from starter.audit_csv import audit_csv
 from starter.deps import SettingsDep, actor_of
 from starter.portal.common import PortalRoute, form_text, page, redirect, refusal
 from starter.portal.session import PortalAdmin, PortalAuditExporter
-from starter.services.enrollments import NotFound
+from starter.services.errors import NotFound
 from store import accounts, audit, users
 from store import second_factor as second_factors
 from store.tables import User

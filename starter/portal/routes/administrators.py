@@ -32,7 +32,7 @@ from starter.deps import (
 from starter.portal.common import PortalRoute, form_text, page, redirect, refusal
 from starter.portal.session import require_portal
 from starter.services.administrator_changes import AdministratorChanges
-from starter.services.enrollments import Conflict, NotFound
+from starter.services.errors import Conflict, NotFound
 from store.administrators import Administrator
 from store.tables import User
 from store.users import UserError

@@ -16,7 +16,9 @@ from domain.models import EnrollmentStatus, EnrollmentView
 from domain.status import EnrollmentAction, enrollment_refusal
 from starter.deps import ServiceDep, SettingsDep, actor_of
 from starter.portal.common import (
+    ERROR_TARGETS,
     PortalRoute,
+    account_fields_of,
     enrollment_or_404,
     errors_by_field,
     form_text,
@@ -24,9 +26,9 @@ from starter.portal.common import (
     redirect,
     refusal,
 )
-from starter.portal.routes.create import ERROR_TARGETS, account_fields_of
 from starter.portal.session import PortalCreator
-from starter.services.enrollments import Conflict, InvalidInput, Unavailable, check_note, edited_fields
+from starter.services.enrollments import edited_fields
+from starter.services.errors import Conflict, InvalidInput, Unavailable, check_note
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 
@@ -130,7 +132,7 @@ async def delete(
 @router.get("/enrollments/{enrollment_id}/resend", response_class=HTMLResponse)
 async def resend_form(request: Request, enrollment_id: str, user: PortalCreator, settings: SettingsDep) -> Response:
     view = await enrollment_or_404(settings, enrollment_id)
-    context = {"e": view, "deadline": datetime.now(UTC) + settings.ttl}
+    context = {"e": view, "deadline": datetime.now(UTC) + settings.enrollment_ttl}
     return refused(request, view, EnrollmentAction.resend) or page(request, "portal/resend.html", context)
 
 
@@ -141,7 +143,11 @@ async def resend(
     view = await enrollment_or_404(settings, enrollment_id)
     form = await request.form()
     note = (form_text(form, "audit_note") or "").strip() or "invitation resent"
-    context: dict[str, Any] = {"e": view, "deadline": datetime.now(UTC) + settings.ttl, "values": {"audit_note": note}}
+    context: dict[str, Any] = {
+        "e": view,
+        "deadline": datetime.now(UTC) + settings.enrollment_ttl,
+        "values": {"audit_note": note},
+    }
     try:
         await service.resend(view.id, actor_of(user), note)
     except InvalidInput as exc:

@@ -18,7 +18,8 @@ from starter.deps import ServiceDep
 from starter.portal.pages import templates
 from starter.portal.ratelimit import RateLimit
 from starter.security import request_network, request_source
-from starter.services.enrollments import DEAD_LINK, UNKNOWN_LINK, Gone, InvalidInput, NotFound, Unavailable
+from starter.services.enrollments import DEAD_LINK, UNKNOWN_LINK
+from starter.services.errors import Gone, InvalidInput, NotFound, Unavailable
 
 router = APIRouter(prefix="/enroll", include_in_schema=False)
 # Kept out of caches and search engines (the security headers, no referrer among them, come from the middleware).

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from domain.models import EnrollmentView, MemberType
-from domain.rules import ACCOUNT_FIELDS
+from domain.models import EnrollmentView
 from domain.settings import Settings
 from starter.deps import ServiceDep, SettingsDep, actor_of
 from starter.portal.common import (
+    ERROR_TARGETS,
     PortalRoute,
+    account_fields_of,
     enrollment_or_404,
     errors_by_field,
     form_text,
@@ -22,11 +23,10 @@ from starter.portal.common import (
     redirect,
 )
 from starter.portal.session import PortalCreator
-from starter.services.enrollments import Conflict, InvalidInput, Unavailable
+from starter.services.errors import Conflict, InvalidInput, Unavailable
 from store import enrollments as enrollment_store
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
-ERROR_TARGETS = {"member_type": "member_type-customer", "display_users_purchased": "display_users_purchased-yes"}
 
 
 def account_form(
@@ -46,18 +46,6 @@ def account_form(
         "holder": holder,
     }
     return page(request, "portal/create.html", context, status_code=status)
-
-
-def account_fields_of(form: Any) -> dict[str, str]:
-    """The member account's fields from a posted form; a field left out stays out (a radio nobody chose),
-    except those that the page hides (portal.js) where they do not apply: those are "no" or empty."""
-    fields = {name: value for name in ACCOUNT_FIELDS if isinstance(value := form.get(name), str)}
-    if fields.get("member_type") in (MemberType.reseller, MemberType.manufacturer):
-        fields.setdefault("display_users_purchased", "no")
-        fields.setdefault("reseller_account_id", "")
-    if fields.get("display_users_purchased") != "yes":
-        fields.setdefault("users_purchased", "")
-    return fields
 
 
 @router.get("/accounts/new", response_class=HTMLResponse)
@@ -88,9 +76,8 @@ async def create_account(request: Request, user: PortalCreator, service: Service
 def schedule_of(view: EnrollmentView, settings: Settings) -> tuple[datetime, list[datetime], datetime]:
     """(invited at, reminder dates, deadline): reminders go out only while the form is still due."""
     invited = view.invitation_sent_at or view.created_at
-    deadline = view.expires_at or invited + settings.ttl
-    offsets: list[timedelta] = settings.reminder_offsets
-    return invited, [invited + o for o in offsets if invited + o < deadline], deadline
+    deadline = view.expires_at or invited + settings.enrollment_ttl
+    return invited, [invited + o for o in settings.reminders if invited + o < deadline], deadline
 
 
 @router.get("/enrollments/{enrollment_id}/next-steps", response_class=HTMLResponse)

@@ -15,7 +15,6 @@ from starter.deps import SettingsDep
 from starter.portal.common import PortalRoute, choice, done_message, enrollment_or_404, page
 from starter.portal.session import PortalStaff
 from store import outbox
-from store.paging import BadCursor
 from store.portal import SORT_LABELS, EnrollmentRow, Sort, enrollment_page
 from store.tables import User
 from workflows.names import enrollment_workflow_id
@@ -46,13 +45,9 @@ async def enrollments(request: Request, user: PortalStaff, settings: SettingsDep
     q = (params.get("q") or "").strip()[:200]
     cursor = (params.get("cursor") or "")[:500] or None
     url = settings.effective_database_url
-    try:
-        found = await enrollment_page(
-            url, status=status, member_type=member_type, q=q, sort=sort, limit=PAGE_SIZE, cursor=cursor
-        )
-    except BadCursor:
-        cursor = None
-        found = await enrollment_page(url, status=status, member_type=member_type, q=q, sort=sort, limit=PAGE_SIZE)
+    found = await enrollment_page(
+        url, status=status, member_type=member_type, q=q, sort=sort, limit=PAGE_SIZE, cursor=cursor
+    )
 
     def link(**changes: str | None) -> str:
         """This table's URL with `changes`, on its first page unless `cursor` is one of them."""
@@ -105,4 +100,4 @@ async def enrollment(request: Request, enrollment_id: str, user: PortalStaff, se
     tab = tab if tab in TABS else "account"
     context = await detail_context(view, user, settings, tab)
     context["message"] = await done_message(request, settings)
-    return page(request, "portal/detail.html", context)
+    return page(request, "portal/enrollment.html", context)

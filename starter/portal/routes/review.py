@@ -20,8 +20,7 @@ from starter.portal.common import (
     redirect,
 )
 from starter.portal.session import PortalReviewer
-from starter.services.enrollments import InvalidInput
-from store.paging import BadCursor
+from starter.services.errors import InvalidInput
 from store.portal import Sort, enrollment_page
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
@@ -34,11 +33,7 @@ async def queue(request: Request, user: PortalReviewer, settings: SettingsDep) -
     url = settings.effective_database_url
     cursor = (request.query_params.get("cursor") or "")[:500] or None
     pending = EnrollmentStatus.pending_review
-    try:
-        waiting = await enrollment_page(url, status=pending, sort=Sort.oldest, limit=QUEUE_SIZE, cursor=cursor)
-    except BadCursor:
-        cursor = None
-        waiting = await enrollment_page(url, status=pending, sort=Sort.oldest, limit=QUEUE_SIZE)
+    waiting = await enrollment_page(url, status=pending, sort=Sort.oldest, limit=QUEUE_SIZE, cursor=cursor)
     in_review = await enrollment_page(url, status=EnrollmentStatus.in_review, sort=Sort.oldest, limit=QUEUE_SIZE)
     context = {
         "waiting": waiting,
