@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -180,6 +181,10 @@ class EnrollmentState(Frozen):
     round_started_at: datetime
     resends: list[datetime] = Field(default_factory=list)
     opened_versions: list[int] = Field(default_factory=list)
+    mail: list[QueuedEmail] = Field(default_factory=list)
+    """The emails not yet sent when the run handed over (the relay down): the fresh run sends them."""
+    updates: list[str] = Field(default_factory=list)
+    """The ids of the last updates applied, so one delivered again to the fresh run is not applied twice."""
 
 
 class RecordEnrollment(Frozen):
@@ -273,6 +278,19 @@ class MailProblem(Frozen):
     bounced: bool = True
     event: str = "bounced"
     """bounced · complained · failed"""
+    link_version: int | None = None
+    """For an invitation or reminder: the link version it carried. A bounce of an older version than the
+    enrollment's current one is recorded, not applied."""
+
+
+class QueuedEmail(Frozen):
+    """An email waiting for a workflow's mailer: the request, the activity that sends it and its id (which
+    makes it idempotent), and its timeline note. Carried into the fresh run when a run hands over."""
+
+    request: EmailRequest
+    sender: Literal["send_invitation", "send_email"] = "send_email"
+    activity_id: str
+    note: str | None = None
 
 
 class LinkRequest(Frozen):
@@ -359,6 +377,14 @@ class AccountInput(Frozen):
     """After this many events a run continues as new, carrying `state`, so its history stays bounded."""
     approved_by: Actor | None = None
     """The reviewer whose approval activated the account (the `activated` event's actor)."""
+    events: int = 0
+    """Events recorded by earlier runs: the counter (and the store's record version) goes on from here."""
+    mail: list[QueuedEmail] = Field(default_factory=list)
+    """The emails not yet sent when the run handed over: the fresh run sends them."""
+    updates: list[str] = Field(default_factory=list)
+    """The ids of the last updates applied, so one delivered again to the fresh run is not applied twice."""
+    notice: SkippedNotice | None = None
+    """The reviewer's notice of contacts not attached, when it was still being sent at the handover."""
 
 
 class RecordAccount(Frozen):

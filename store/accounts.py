@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import (
     AccountFieldsBase,
@@ -20,7 +21,7 @@ from domain.models import (
 )
 from domain.rules import organization_key
 from store.db import transaction
-from store.enrollments import account_columns
+from store.enrollments import account_columns, record_version
 from store.paging import MAX_PAGE, escape_like, newest_first, now
 from store.tables import Account, Enrollment, OrganizationClaim, TimelineEntry
 
@@ -32,13 +33,22 @@ IN_CONTACTS = "corporate_contact_email"
 
 
 async def record_account(url: str, record: RecordAccount) -> None:
-    """Upsert the account row from the workflow's view and add the event once (keyed)."""
+    """Upsert the account row from the workflow's view and add the event once (keyed).
+
+    The row is written only by a record newer than the one it holds (by the event counter): a timed-out attempt
+    that is still running cannot bring back an older view."""
     view = record.view
+    version = record_version(record.event_key)
     async with transaction(url) as session:
-        row = await session.get(Account, view.id)
+        row = await session.get(Account, view.id, with_for_update=True)
         if row is None:
             row = Account(id=view.id, created_at=view.created_at)
             session.add(row)
+        elif version is not None and row.record_version is not None and row.record_version >= version:
+            await _add_event(session, record)
+            return
+        if version is not None:
+            row.record_version = version
         row.enrollment_id = view.enrollment_id
         row.status = view.status.value
         columns = account_columns(view)
@@ -59,21 +69,27 @@ async def record_account(url: str, record: RecordAccount) -> None:
             await session.execute(
                 delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == view.enrollment_id)
             )
-        if record.event is not None:
-            seen = await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
-            if seen is None:
-                session.add(
-                    TimelineEntry(
-                        key=record.event_key,
-                        enrollment_id=None,
-                        account_id=view.id,
-                        at=record.event.at,
-                        event=record.event.event,
-                        actor=record.event.actor,
-                        note=record.event.note,
-                        source=record.event.source,
-                    )
-                )
+        await _add_event(session, record)
+
+
+async def _add_event(session: AsyncSession, record: RecordAccount) -> None:
+    """The record's timeline event, once (by its key)."""
+    if record.event is None:
+        return
+    seen = await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
+    if seen is None:
+        session.add(
+            TimelineEntry(
+                key=record.event_key,
+                enrollment_id=None,
+                account_id=record.view.id,
+                at=record.event.at,
+                event=record.event.event,
+                actor=record.event.actor,
+                note=record.event.note,
+                source=record.event.source,
+            )
+        )
 
 
 def _view(row: Account, timeline: list[TimelineEntry]) -> AccountView:

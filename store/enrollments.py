@@ -50,11 +50,12 @@ async def _claim(session: AsyncSession, key: str, enrollment_id: str) -> None:
 
 
 def record_version(event_key: str) -> int | None:
-    """The workflow's event counter in `event_key` (`<workflow id>/event-<n>`), which only grows over the
-    enrollment's life (continue-as-new carries it on): the version of the view the record brings. None for a
-    key without one."""
-    _, _, counter = event_key.rpartition("/event-")
-    return int(counter) if counter.isdigit() else None
+    """The workflow's event counter in `event_key` (`<workflow id>/event-<n>`), which only grows over the life of
+    the enrollment or account (continue-as-new carries it on): the version of the view the record brings. None
+    for a key without one, or keyed by run too (`<workflow id>/<run id>/event-<n>`: an account run from before
+    the `carried-handover` patch, whose counter starts again in each run)."""
+    head, _, counter = event_key.rpartition("/event-")
+    return int(counter) if counter.isdigit() and "/" not in head else None
 
 
 async def _closed(session: AsyncSession, enrollment_id: str) -> bool:

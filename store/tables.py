@@ -267,6 +267,9 @@ class Account(Base):
     contacts: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    record_version: Mapped[int | None] = mapped_column(Integer)
+    """The account workflow's event counter (`event-<n>` of the record's key) of the record the row holds: an
+    older record arriving late changes nothing (migration 0010)."""
 
     __table_args__ = (
         Index("ix_accounts_created", "created_at", "id"),

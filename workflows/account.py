@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
@@ -27,9 +27,11 @@ with workflow.unsafe.imports_passed_through():
         EditAccount,
         EmailKind,
         EmailRequest,
+        EmailResult,
         MailProblem,
         MemberType,
         NewAdministrator,
+        QueuedEmail,
         RecordAccount,
         SkippedNotice,
         TimelineEvent,
@@ -39,17 +41,21 @@ with workflow.unsafe.imports_passed_through():
     from workflows.administrator import AdministratorWorkflow
     from workflows.common import (
         BEST_EFFORT_MAIL,
+        CARRIED_HANDOVER,
+        CONTINUING_AS_NEW,
         EMAIL_TIMEOUT,
+        HANDOVER_MAIL_WAIT,
         RECORD_TIMEOUT,
         RETRY,
-        Mail,
+        applied_once,
         changed_within,
-        mail_problem_of,
+        checked_once,
         refuse,
     )
+    from workflows.details import account_details
+    from workflows.mailer import Mailer, refusals_of
     from workflows.names import ACCOUNT_STATUS, MEMBER_TYPE, SERVICE_END_DATE, administrator_workflow_id
 
-A = AccountStatus
 MEMBER_ADMINISTRATORS = "member-administrators"
 """The patch that makes the approved enrollment's contacts administrators of the account at its first run:
 runs started before it replay without that step."""
@@ -83,7 +89,7 @@ class MemberAccountWorkflow:
         self._view = input.state or AccountView(
             id=input.account_id,
             enrollment_id=input.enrollment_id,
-            status=A.active,
+            status=AccountStatus.active,
             service_start_date=input.service_start_date,
             contacts=input.form,
             **fields.model_dump(),
@@ -93,16 +99,26 @@ class MemberAccountWorkflow:
         self._warned: set[str] = set(input.warned)
         self._lock = asyncio.Lock()
         self._epoch = 0
-        self._events = 0
-        # Decided once per run: runs started before email became best-effort replay their old shape.
-        self._v2 = workflow.patched(BEST_EFFORT_MAIL)
-        self._outbox: list[Mail] = []
-        self._sending = False
+        # Each patch is decided once per run: runs started before it replay their old shape (the section "Runs
+        # started before a patch" at the end gathers what only they do).
+        self._best_effort_mail = workflow.patched(BEST_EFFORT_MAIL)
+        self._carried_handover = self._best_effort_mail and workflow.patched(CARRIED_HANDOVER)
+        self._events = input.events if self._carried_handover else 0
+        self._mailer = Mailer(
+            sent=self._mail_sent,
+            failed=self._mail_failed,
+            queued=input.mail if self._carried_handover else (),
+        )
+        self._updates: list[str] | None = list(input.updates) if self._carried_handover else None
+        self._draining = False
         self._notice: asyncio.Task[None] | None = None
+        self._notice_request: SkippedNotice | None = None
 
     @workflow.run
     async def run(self, input: AccountInput) -> AccountView:
-        mailer = asyncio.create_task(self._mailer()) if self._v2 else None
+        mailer = asyncio.create_task(self._mailer.run()) if self._best_effort_mail else None
+        if input.notice is not None and self._carried_handover:
+            self._notice = asyncio.create_task(self._notify_skipped(input.notice))
         async with self._lock:
             if input.state is None:
                 await self._record(
@@ -112,16 +128,11 @@ class MemberAccountWorkflow:
                 self._upsert_attributes()
         if input.state is None and workflow.patched(MEMBER_ADMINISTRATORS):
             await self._make_administrators(input)
-        while self._view.status != A.deleted:
+        while self._view.status != AccountStatus.deleted:
             # Bound the history over years of usage reports and edits: a fresh run carries the state on.
-            if self._events >= input.events_per_run or workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
-                workflow.continue_as_new(
-                    input.model_copy(
-                        update={"state": self._view.model_copy(update={"timeline": []}), "warned": sorted(self._warned)}
-                    )
-                )
-            if self._view.status == A.expired or self._ended_while_suspended():
+            if self._history_full(input):
+                await self._hand_over(input)
+            if self._view.status == AccountStatus.expired or self._ended_while_suspended():
                 await self._changed_within(None, None)
             else:
                 await self._wait_for_service_end()
@@ -137,42 +148,49 @@ class MemberAccountWorkflow:
     # --- updates -----------------------------------------------------------------------------------
 
     @workflow.update(name="suspend")
+    @applied_once
     async def suspend(self, change: AccountChange) -> AccountView:
         async with self._lock:
             self._require(AccountAction.suspend)
-            self._set(status=A.suspended)
+            self._set(status=AccountStatus.suspended)
             await self._record("suspended", change.actor, change.audit_note)
             return self._view
 
     @suspend.validator
+    @checked_once
     def _validate_suspend(self, change: AccountChange) -> None:
         self._require(AccountAction.suspend)
 
     @workflow.update(name="reactivate")
+    @applied_once
     async def reactivate(self, change: AccountChange) -> AccountView:
         async with self._lock:
             self._require(AccountAction.reactivate)
-            self._set(status=A.expired if workflow.now() >= ends_at(self._view) else A.active)
+            self._set(status=AccountStatus.expired if workflow.now() >= ends_at(self._view) else AccountStatus.active)
             await self._record("reactivated", change.actor, change.audit_note)
             return self._view
 
     @reactivate.validator
+    @checked_once
     def _validate_reactivate(self, change: AccountChange) -> None:
         self._require(AccountAction.reactivate)
 
     @workflow.update(name="delete")
+    @applied_once
     async def delete(self, change: AccountChange) -> AccountView:
         async with self._lock:
             self._require(AccountAction.delete)
-            self._set(status=A.deleted)
+            self._set(status=AccountStatus.deleted)
             await self._record("deleted", change.actor, change.audit_note, release_claim=True)
             return self._view
 
     @delete.validator
+    @checked_once
     def _validate_delete(self, change: AccountChange) -> None:
         self._require(AccountAction.delete)
 
     @workflow.update(name="edit")
+    @applied_once
     async def edit(self, change: EditAccount) -> AccountView:
         async with self._lock:
             self._check_edit(change)
@@ -180,8 +198,8 @@ class MemberAccountWorkflow:
             if change.service_end_date is not None and change.service_end_date != self._view.service_end_date:
                 notes.append(f"service end date {self._view.service_end_date} → {change.service_end_date}")
                 self._set(service_end_date=change.service_end_date)
-                if self._view.status == A.expired and workflow.now() < ends_at(self._view):
-                    self._set(status=A.active)
+                if self._view.status == AccountStatus.expired and workflow.now() < ends_at(self._view):
+                    self._set(status=AccountStatus.active)
             if (
                 change.display_users_purchased is not None
                 and change.display_users_purchased != self._view.display_users_purchased
@@ -194,6 +212,7 @@ class MemberAccountWorkflow:
             return self._view
 
     @edit.validator
+    @checked_once
     def _validate_edit(self, change: EditAccount) -> None:
         self._check_edit(change)
 
@@ -203,6 +222,7 @@ class MemberAccountWorkflow:
             refuse("Display Users Purchased applies to customer accounts only.")
 
     @workflow.update(name="add_users_purchased")
+    @applied_once
     async def add_users_purchased(self, order: AddUsersPurchased) -> AccountView:
         async with self._lock:
             self._check_add(order)
@@ -214,6 +234,7 @@ class MemberAccountWorkflow:
             return self._view
 
     @add_users_purchased.validator
+    @checked_once
     def _validate_add(self, order: AddUsersPurchased) -> None:
         self._check_add(order)
 
@@ -223,6 +244,7 @@ class MemberAccountWorkflow:
             refuse(f"Users purchased cannot go below zero (the total is {self._view.users_purchased or 0:,}).")
 
     @workflow.update(name="report_usage")
+    @applied_once
     async def report_usage(self, report: UsageReport) -> AccountView:
         async with self._lock:
             self._require(AccountAction.report_usage)
@@ -233,10 +255,12 @@ class MemberAccountWorkflow:
             return self._view
 
     @report_usage.validator
+    @checked_once
     def _validate_usage(self, report: UsageReport) -> None:
         self._require(AccountAction.report_usage)
 
     @workflow.update(name="mail_event")
+    @applied_once
     async def mail_event(self, problem: MailProblem) -> AccountView:
         """A provider's late report on one of this account's emails (`POST /api/mail-events`)."""
         async with self._lock:
@@ -264,18 +288,18 @@ class MemberAccountWorkflow:
         ):
             return
         async with self._lock:
-            if self._epoch != epoch or self._view.status in (A.expired, A.deleted):
+            if self._epoch != epoch or self._view.status in (AccountStatus.expired, AccountStatus.deleted):
                 return
             now = workflow.now()
             passed = [key for when, key in self._due_warnings() if when <= now]
-            if now >= ends_at(self._view) and self._v2 and self._view.status == A.suspended:
+            if now >= ends_at(self._view) and self._best_effort_mail and self._view.status == AccountStatus.suspended:
                 # The service has ended, but the account stays Suspended until someone reactivates it.
                 self._warned.update([*passed, self._end_key()])
                 await self._record("service ended", SYSTEM, f"service end date {self._view.service_end_date} reached")
                 await self._email(EmailKind.account_expired, f"expired-{self._view.service_end_date.isoformat()}")
             elif now >= ends_at(self._view):
                 self._warned.update(passed)
-                self._set(status=A.expired)
+                self._set(status=AccountStatus.expired)
                 await self._record("expired", SYSTEM, f"service end date {self._view.service_end_date} reached")
                 await self._email(EmailKind.account_expired, f"expired-{self._view.service_end_date.isoformat()}")
             elif passed:
@@ -289,46 +313,67 @@ class MemberAccountWorkflow:
 
     def _ended_while_suspended(self) -> bool:
         """A Suspended account whose service end has been handled: nothing to wait for but a change."""
-        return self._v2 and self._view.status == A.suspended and self._end_key() in self._warned
+        suspended = self._view.status == AccountStatus.suspended
+        return self._best_effort_mail and suspended and self._end_key() in self._warned
 
     async def _changed_within(self, timeout: timedelta | None, label: str | None) -> bool:
         return await changed_within(lambda: self._epoch, timeout, label)
 
-    # --- the mailer ----------------------------------------------------------------------------------
+    # --- the mailer's outcomes and the handover -------------------------------------------------------------
 
-    async def _mailer(self) -> None:
-        """Send the queued emails one by one, outside the lock; relay trouble retries inside the activity."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._outbox))
-            mail = self._outbox.pop(0)
-            self._sending = True
-            try:
-                result = await workflow.execute_activity_method(
-                    mail.activity,
-                    mail.request,
-                    activity_id=mail.activity_id,
-                    start_to_close_timeout=EMAIL_TIMEOUT,
-                    retry_policy=RETRY,
-                )
-                problems = [
-                    MailProblem(kind=mail.request.kind, recipient=address, reason=reply)
-                    for address, _, reply in (refusal.partition(": ") for refusal in result.refused)
-                ]
-            except ActivityError as err:
-                problem = mail_problem_of(mail, err)
-                problems = [problem] if problem else []
-            finally:
-                self._sending = False
-            for problem in problems:
-                async with self._lock:
-                    await self._mail_problem(problem)
+    async def _mail_sent(self, mail: QueuedEmail, result: EmailResult) -> None:
+        for problem in refusals_of(mail, result):
+            async with self._lock:
+                await self._mail_problem(problem)
+
+    async def _mail_failed(self, problem: MailProblem) -> None:
+        async with self._lock:
+            await self._mail_problem(problem)
 
     async def _mail_problem(self, problem: MailProblem) -> None:
         event = "complained" if problem.event == "complained" else "email_failed"
         await self._record(event, SYSTEM, f"{problem.kind.value} to {problem.recipient}: {problem.reason}")
 
     def _mail_idle(self) -> bool:
-        return not self._outbox and not self._sending and (self._notice is None or self._notice.done())
+        return self._mailer.idle() and (self._notice is None or self._notice.done())
+
+    def _history_full(self, input: AccountInput) -> bool:
+        if workflow.info().is_continue_as_new_suggested():
+            return True
+        return self._events - (input.events if self._carried_handover else 0) >= input.events_per_run
+
+    async def _hand_over(self, input: AccountInput) -> NoReturn:
+        """Carry the account on in a fresh run, so its history stays bounded over years of usage reports and
+        edits. As an enrollment's: updates are turned away meanwhile (the ways in retry them on the fresh run),
+        the handlers running finish first, and the emails not yet sent (and the reviewer's notice) go with it
+        once they have had a few seconds, so a relay outage never holds the handover."""
+        if not self._carried_handover:
+            await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
+            workflow.continue_as_new(self._next_input(input))
+        self._draining = True
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mailer.settled())
+        if not self._mail_idle():
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    self._mail_idle, timeout=HANDOVER_MAIL_WAIT, timeout_summary="emails on their way"
+                )
+            await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mailer.settled())
+        workflow.continue_as_new(self._next_input(input))
+
+    def _next_input(self, input: AccountInput) -> AccountInput:
+        state = {"state": self._view.model_copy(update={"timeline": []}), "warned": sorted(self._warned)}
+        if not self._carried_handover:
+            return input.model_copy(update=state)
+        notice = self._notice_request if self._notice is not None and not self._notice.done() else None
+        return input.model_copy(
+            update={
+                **state,
+                "events": self._events,
+                "mail": self._mailer.pending(),
+                "updates": self._updates or [],
+                "notice": notice,
+            }
+        )
 
     # --- the administrators ----------------------------------------------------------------------------
 
@@ -386,6 +431,7 @@ class MemberAccountWorkflow:
 
     async def _notify_skipped(self, notice: SkippedNotice) -> None:
         """Best-effort, like every email: a failure is an `email_failed` event."""
+        self._notice_request = notice
         try:
             await workflow.execute_activity_method(
                 AdministratorActivities.notify_skipped,
@@ -412,8 +458,8 @@ class MemberAccountWorkflow:
     async def _email(self, kind: EmailKind, activity_id: str) -> None:
         """Queue the email for the mailer (older runs: send it now, and wait)."""
         request = EmailRequest(kind=kind, account=self._view.model_copy(update={"timeline": []}), to=self._recipients())
-        if self._v2:
-            self._outbox.append(Mail(request, EnrollmentActivities.send_email, f"email-{activity_id}"))
+        if self._best_effort_mail:
+            self._mailer.queue(QueuedEmail(request=request, activity_id=f"email-{activity_id}"))
             return
         await workflow.execute_activity_method(
             EnrollmentActivities.send_email,
@@ -431,9 +477,12 @@ class MemberAccountWorkflow:
             entry = TimelineEvent(at=workflow.now(), event=event, actor=actor.label, note=note, source=actor.source)
             self._view = self._view.model_copy(update={"timeline": [*self._view.timeline[-49:], entry]})
         info = workflow.info()
+        # `<workflow id>/event-<n>`: n grows across runs, so the store writes the row only from a newer record.
+        # Runs started before CARRIED_HANDOVER count from 1 in each run, and key by run too (no version).
+        run = "" if self._carried_handover else f"/{info.run_id}"
         record = RecordAccount(
             view=self._view.model_copy(update={"timeline": []}),
-            event_key=f"{info.workflow_id}/{info.run_id}/event-{self._events}",
+            event_key=f"{info.workflow_id}{run}/event-{self._events}",
             event=entry,
             release_claim=release_claim,
         )
@@ -448,7 +497,14 @@ class MemberAccountWorkflow:
         self._upsert_attributes()
 
     def _require(self, action: AccountAction) -> None:
-        """Refuse `action` with the status machine's sentence when the status does not allow it now (a 409)."""
+        """Refuse `action` with the status machine's sentence when the status does not allow it now (a 409), or,
+        while the run hands over to a fresh one, with `ContinuingAsNew` (the ways in retry it there)."""
+        if self._draining:
+            raise ApplicationError(
+                "This account is moving to a fresh run; try again in a moment.",
+                type=CONTINUING_AS_NEW,
+                non_retryable=True,
+            )
         refuse(account_refusal(self._view.status, action))
 
     def _set(self, **changes: Any) -> None:
@@ -462,12 +518,4 @@ class MemberAccountWorkflow:
             SERVICE_END_DATE.value_set(ends_at(view)),
         ]
         workflow.upsert_search_attributes(updates)
-        details = f"**{view.status.value}** · service ends {view.service_end_date.isoformat()}"
-        if view.display_users_purchased:
-            details += f" · users purchased {view.users_purchased or 0:,}"
-        if view.users_existing is not None:
-            details += f" · users existing {view.users_existing:,}"
-        if view.timeline:
-            last = view.timeline[-1]
-            details += f"\n\nLast event: {last.event} by {last.actor} at {last.at:%Y-%m-%d %H:%M:%S} UTC"
-        workflow.set_current_details(details)
+        workflow.set_current_details(account_details(view))

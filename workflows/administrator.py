@@ -28,19 +28,25 @@ with workflow.unsafe.imports_passed_through():
         MailProblem,
     )
     from workflows.common import EMAIL_TIMEOUT, RECORD_TIMEOUT, RETRY, changed_within, refuse
+    from workflows.details import administrator_details
 
-ST = AdministratorStatus
 RESEND_WINDOW = timedelta(days=30)
 """How long after its deadline an Expired invitation's run waits for a resend before it ends (a later resend
 starts a new run)."""
 INVITATION_CLOSED = "InvitationClosed"
 """The error type of a resend turned away because the run is ending: start a new run instead."""
-SETTLED = {"activated": ST.active, "disabled": ST.disabled, "expired": ST.expired}
+SETTLED = {
+    "activated": AdministratorStatus.active,
+    "disabled": AdministratorStatus.disabled,
+    "expired": AdministratorStatus.expired,
+}
 """The store's outcome of a round → the administrator's status (`invited` changes nothing; `replaced` ends the run:
 a newer round than this run's is in the store)."""
 REFUSALS = {
-    ST.active: "This administrator has already activated their sign-in; there is no invitation to resend.",
-    ST.disabled: "This administrator is disabled; enable them before resending the invitation.",
+    AdministratorStatus.active: (
+        "This administrator has already activated their sign-in; there is no invitation to resend."
+    ),
+    AdministratorStatus.disabled: "This administrator is disabled; enable them before resending the invitation.",
 }
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
@@ -76,7 +82,7 @@ class AdministratorWorkflow:
         self._view = AdministratorView(
             user_id=input.user_id,
             account_id=input.account_id,
-            status=ST.invited,
+            status=AdministratorStatus.invited,
             link_version=input.link_version,
             expires_at=workflow.now() + timedelta(seconds=input.activation_ttl),
         )
@@ -96,12 +102,12 @@ class AdministratorWorkflow:
             first = "administrator invited" if input.link_version == 1 else "administrator invitation resent"
             await self._open_round(input.link_version, first, input.invited_by, None)
         while not self._replaced:
-            if self._view.status == ST.invited:
+            if self._view.status == AdministratorStatus.invited:
                 await self._wait_for_activation()
-            elif self._view.status == ST.expired:
+            elif self._view.status == AdministratorStatus.expired:
                 if not await self._changed_within(self._resend_left(), "resend window closes"):
                     async with self._lock:
-                        if self._view.status == ST.expired:
+                        if self._view.status == AdministratorStatus.expired:
                             self._closing = True
                             break
             else:
@@ -118,7 +124,7 @@ class AdministratorWorkflow:
     async def activated(self) -> None:
         """The administrator used the link: the store confirms it, and the run ends as Active."""
         async with self._lock:
-            if self._view.status == ST.invited:
+            if self._view.status == AdministratorStatus.invited:
                 self._settle(await self._outcome())
 
     @workflow.update(name="resend")
@@ -173,7 +179,7 @@ class AdministratorWorkflow:
         ):
             return
         async with self._lock:
-            if self._epoch != epoch or self._view.status != ST.invited:
+            if self._epoch != epoch or self._view.status != AdministratorStatus.invited:
                 return
             version = self._view.link_version
             if kind == "reminder":
@@ -256,7 +262,7 @@ class AdministratorWorkflow:
     def _stale(self, mailing: Mailing) -> bool:
         """An invitation or reminder of a link version that is no longer the live one is never sent."""
         return mailing.kind in INVITATION_EMAILS and (
-            mailing.link_version != self._view.link_version or self._view.status != ST.invited
+            mailing.link_version != self._view.link_version or self._view.status != AdministratorStatus.invited
         )
 
     def _mail_idle(self) -> bool:
@@ -270,7 +276,7 @@ class AdministratorWorkflow:
         now = workflow.now()
         self._round_started_at = now
         self._set(
-            status=ST.invited,
+            status=AdministratorStatus.invited,
             link_version=version,
             expires_at=now + timedelta(seconds=self._input.activation_ttl),
             reminders_sent=0,
@@ -337,13 +343,5 @@ class AdministratorWorkflow:
 
     def _set(self, **changes: object) -> None:
         self._view = self._view.model_copy(update=changes)
-        view = self._view
-        details = f"**{view.status.value}**{' · Bounced' if view.bounced else ''} · link version {view.link_version}"
-        if view.status == ST.invited:
-            at, kind = self._next_deadline()
-            if kind == "reminder":
-                details += f" · reminder {at:%Y-%m-%d %H:%M} UTC"
-            details += f" · link valid until {view.expires_at:%Y-%m-%d %H:%M} UTC"
-        elif view.status == ST.expired:
-            details += f" · expired {view.expires_at:%Y-%m-%d %H:%M} UTC; resend to invite again"
-        workflow.set_current_details(details)
+        deadline = self._next_deadline() if self._view.status == AdministratorStatus.invited else None
+        workflow.set_current_details(administrator_details(self._view, deadline))

@@ -1,19 +1,16 @@
-"""What EnrollmentWorkflow and MemberAccountWorkflow share: retry policy and timeouts, the wait for a change,
-the refusal of an update, and the pieces of the mailer that sends their emails outside the lock."""
+"""What EnrollmentWorkflow and MemberAccountWorkflow share: their patches, retry policy and timeouts, the wait for
+a change, the refusal of an update, and the memory of the updates they applied (their mailer is `mailer.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from typing import Any, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
-
-with workflow.unsafe.imports_passed_through():
-    from activities.enrollment import EnrollmentActivities
-    from domain.models import EmailRequest, EmailResult, MailProblem
+from temporalio.exceptions import ApplicationError
 
 BEST_EFFORT_MAIL = "best-effort-mail"
 """The patch that took email off the process's critical path: runs started before it keep their old shape."""
@@ -21,17 +18,29 @@ LEAN_STORE_WRITES = "lean-store-writes"
 """The patch that made the create's check and first write (validate, persist) local activities and stopped
 upserting search attributes that did not change: a create answers after one workflow task instead of three.
 Runs started before it keep their old shape."""
+CARRIED_HANDOVER = "carried-handover"
+"""The patch that made a handover to a fresh run carry what the run was doing instead of waiting for it: the
+emails not yet sent (a relay outage no longer holds the handover, and with it every update, reminder and expiry)
+and the ids of the updates applied (one delivered again to the fresh run is not applied twice). With it the
+account turns updates away while it hands over, as the enrollment does, and its records carry a version that
+grows across runs. Runs started before it keep their old shape."""
+STALE_BOUNCES_IGNORED = "stale-bounces-ignored"
+"""The patch after which a bounce of an invitation or reminder whose link version is no longer the enrollment's
+current one is recorded on the timeline instead of marking the current invitation Bounced."""
 CONTINUING_AS_NEW = "ContinuingAsNew"
 """The error type of an update turned away while its run hands over to a fresh one: retry it, it lands there."""
 RECORD_TIMEOUT = timedelta(seconds=30)
 EMAIL_TIMEOUT = timedelta(seconds=90)
+HANDOVER_MAIL_WAIT = timedelta(seconds=5)
+"""How long a run that is due to hand over waits for the email on its way before it hands it over unsent: long
+enough for a relay that answers, short enough that the ways in (which retry an update turned away for about ten
+seconds) land theirs on the fresh run."""
+UPDATES_REMEMBERED = 200
+"""How many applied update ids a run remembers and carries into the fresh one."""
 # Transient failures (store locked, SMTP down) retry for as long as it takes, backing off to a minute.
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
 )
-
-MailActivity = Callable[[EnrollmentActivities, EmailRequest], Awaitable[EmailResult]]
-"""An email activity, by method: `EnrollmentActivities.send_invitation` or `EnrollmentActivities.send_email`."""
 
 
 def refuse(reason: str | None) -> None:
@@ -52,23 +61,53 @@ async def changed_within(epoch: Callable[[], int], timeout: timedelta | None, la
     return True
 
 
-@dataclass
-class Mail:
-    """An email waiting for the mailer: which activity sends it, under which id, and its timeline note."""
+class _RemembersUpdates(Protocol):
+    _updates: list[str] | None
+    """The ids of the updates applied (None: a run started before CARRIED_HANDOVER remembers none)."""
 
-    request: EmailRequest
-    activity: MailActivity
-    activity_id: str
-    note: str | None = None
+    def status(self) -> Any: ...
 
 
-def mail_problem_of(mail: Mail, err: ActivityError) -> MailProblem | None:
-    """The permanent failure an email activity ended with; None when it was cancelled (its link died)."""
-    cause = err.cause
-    if isinstance(cause, CancelledError):
+W = TypeVar("W", bound=_RemembersUpdates)
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
+
+
+def _applied(instance: _RemembersUpdates) -> str | None:
+    """The current update's id when this run (or the one before it) already applied it."""
+    info = workflow.current_update_info()
+    if instance._updates is None or info is None or info.id not in instance._updates:
         return None
-    recipient = mail.request.to[0] if mail.request.to else ""
-    if isinstance(cause, ApplicationError) and cause.type == "SmtpRecipientRefused" and len(cause.details) > 1:
-        return MailProblem(kind=mail.request.kind, recipient=recipient, reason=str(cause.details[1]))
-    reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-    return MailProblem(kind=mail.request.kind, recipient=recipient, reason=reason, bounced=False, event="failed")
+    return info.id
+
+
+def applied_once(
+    handler: Callable[[W, Arg], Coroutine[Any, Any, Result]],
+) -> Callable[[W, Arg], Coroutine[Any, Any, Result]]:
+    """An update handler that applies each update id once. An update completed in the workflow task that
+    continued the run as new can be delivered again to the fresh run (temporalio/temporal#6375); there it answers
+    with the current state instead of resending or adding again. Put it under `@workflow.update`."""
+
+    @functools.wraps(handler)
+    async def once(self: W, arg: Arg) -> Result:
+        if _applied(self) is not None:
+            return self.status()  # type: ignore[no-any-return]
+        result = await handler(self, arg)
+        info = workflow.current_update_info()
+        if self._updates is not None and info is not None:
+            self._updates.append(info.id)
+            del self._updates[:-UPDATES_REMEMBERED]
+        return result
+
+    return once
+
+
+def checked_once(validator: Callable[[W, Arg], None]) -> Callable[[W, Arg], None]:
+    """The validator of an `applied_once` handler: an update applied already is let through to its answer."""
+
+    @functools.wraps(validator)
+    def check(self: W, arg: Arg) -> None:
+        if _applied(self) is None:
+            validator(self, arg)
+
+    return check

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         EnrollmentView,
         LinkRequest,
         MailProblem,
+        QueuedEmail,
         RecordEnrollment,
         ReviewAction,
         SubmitForm,
@@ -42,16 +44,21 @@ with workflow.unsafe.imports_passed_through():
     from workflows.account import MemberAccountWorkflow
     from workflows.common import (
         BEST_EFFORT_MAIL,
+        CARRIED_HANDOVER,
         CONTINUING_AS_NEW,
         EMAIL_TIMEOUT,
+        HANDOVER_MAIL_WAIT,
         LEAN_STORE_WRITES,
         RECORD_TIMEOUT,
         RETRY,
-        Mail,
+        STALE_BOUNCES_IGNORED,
+        applied_once,
         changed_within,
-        mail_problem_of,
+        checked_once,
         refuse,
     )
+    from workflows.details import enrollment_details
+    from workflows.mailer import Mailer, refusals_of
     from workflows.names import (
         ENROLLMENT_STATUS,
         FORM_DUE_AT,
@@ -60,7 +67,6 @@ with workflow.unsafe.imports_passed_through():
         account_workflow_id,
     )
 
-S = EnrollmentStatus
 RESENDS_PER_DAY = 5
 EXPIRED_REVIVAL_WINDOW = timedelta(days=30)
 CREATE_LEG: frozenset[Callable[..., Awaitable[Any]]] = frozenset(
@@ -70,6 +76,25 @@ CREATE_LEG: frozenset[Callable[..., Awaitable[Any]]] = frozenset(
 answers after one workflow task instead of three."""
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
+
+
+def invitation_activity_id(link_version: int) -> str:
+    return f"invite-{link_version}"
+
+
+def reminder_email_id(link_version: int, reminder: int) -> str:
+    """A reminder's email id (its activity id is `email-` and this)."""
+    return f"remind-{link_version}-{reminder}"
+
+
+def link_version_of(activity_id: str) -> int | None:
+    """The link version an invitation's or reminder's activity id names (the outbox keys each email by its
+    workflow id and activity id); None for any other email."""
+    for prefix in ("invite-", "email-remind-"):  # invitation_activity_id, and `email-` + reminder_email_id
+        if activity_id.startswith(prefix):
+            version = activity_id.removeprefix(prefix).split("-", 1)[0]
+            return int(version) if version.isdigit() else None
+    return None
 
 
 @workflow.defn
@@ -91,10 +116,12 @@ class EnrollmentWorkflow:
     @workflow.init
     def __init__(self, input: EnrollmentInput) -> None:
         self._input = input
-        # Decided once per run: runs started before email became best-effort replay their old shape.
-        self._v2 = workflow.patched(BEST_EFFORT_MAIL)
-        # Decided once per run: the store's writes as local activities, search attributes upserted on change.
-        self._lean = self._v2 and workflow.patched(LEAN_STORE_WRITES)
+        # Each patch is decided once per run: runs started before it replay their old shape (the section "Runs
+        # started before a patch" at the end gathers what only they do).
+        self._best_effort_mail = workflow.patched(BEST_EFFORT_MAIL)
+        self._lean_writes = self._best_effort_mail and workflow.patched(LEAN_STORE_WRITES)
+        self._carried_handover = self._lean_writes and workflow.patched(CARRIED_HANDOVER)
+        self._stale_bounces_ignored = self._carried_handover and workflow.patched(STALE_BOUNCES_IGNORED)
         self._attributes: tuple[object, ...] | None = None
         now = workflow.now()
         fields = input.fields
@@ -104,7 +131,7 @@ class EnrollmentWorkflow:
             if state
             else EnrollmentView(
                 id=input.enrollment_id,
-                status=S.new,
+                status=EnrollmentStatus.new,
                 created_at=now,
                 created_by=input.created_by.email,
                 expires_at=now + timedelta(seconds=input.schedule.ttl),
@@ -122,16 +149,20 @@ class EnrollmentWorkflow:
         self._resends: list[datetime] = list(state.resends) if state else []
         self._opened_versions: set[int] = set(state.opened_versions) if state else set()
         self._closed = False
-        self._outbox: list[Mail] = []
-        self._sending: tuple[Mail, workflow.ActivityHandle[EmailResult]] | None = None
-        self._cancelling = False
+        self._mailer = Mailer(
+            sent=self._mail_sent,
+            failed=self._mail_failed,
+            stale=self._stale,
+            queued=state.mail if state and self._carried_handover else (),
+        )
+        self._updates: list[str] | None = list(state.updates if state else []) if self._carried_handover else None
         self._draining = False
 
     @workflow.run
     async def run(self, input: EnrollmentInput) -> EnrollmentView:
-        if not (self._lean and input.state is None):  # a new lean run: the start set them; persist sets the rest
+        if not (self._lean_writes and input.state is None):  # a new lean run: the start set them; persist sets the rest
             self._upsert_attributes()
-        mailer = asyncio.create_task(self._mailer()) if self._v2 else None
+        mailer = asyncio.create_task(self._mailer.run()) if self._best_effort_mail else None
         if input.state is None:
             try:
                 await self._activity(
@@ -139,7 +170,7 @@ class EnrollmentWorkflow:
                     ValidateEnrollment(enrollment_id=input.enrollment_id, fields=input.fields),
                     "validate",
                 )
-                if self._v2:
+                if self._best_effort_mail:
                     self._start_round()
                 await self._record("created", input.created_by, None, persist=True)
                 metrics.created(self._view)
@@ -149,36 +180,30 @@ class EnrollmentWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 raise self._failure from err
             self._persisted = True
-            if self._v2:
+            if self._best_effort_mail:
                 self._queue_invitation()
             else:
                 async with self._lock:
-                    await self._invite(rotate=True)
+                    await self._invite_before_best_effort_mail(rotate=True)
         while True:
-            if self._v2 and self._view.status in OPEN_STATUSES and self._history_full():
-                # A fresh run carries the enrollment on; the emails queued and the handlers running finish
-                # here first, so nothing is lost and no email is sent twice across the runs. New updates are
-                # turned away meanwhile (the ways in retry them on the fresh run), or a steady stream of them
-                # would keep this run growing.
-                self._draining = self._lean
-                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
-                workflow.continue_as_new(input.model_copy(update={"state": self._state()}))
+            if self._best_effort_mail and self._view.status in OPEN_STATUSES and self._history_full():
+                await self._hand_over(input)
             status = self._view.status
-            if status == S.new:
+            if status == EnrollmentStatus.new:
                 await self._wait_for_form()
-            elif status == S.expired:
+            elif status == EnrollmentStatus.expired:
                 if not await self._changed_within(self._revival_left(), "revival window closes"):
                     async with self._lock:
-                        if self._view.status == S.expired:
+                        if self._view.status == EnrollmentStatus.expired:
                             self._closed = True
                             await self._record("closed", SYSTEM, "expired too long ago to resend", release_claim=True)
                             break
-            elif status in (S.pending_review, S.in_review):
+            elif status in (EnrollmentStatus.pending_review, EnrollmentStatus.in_review):
                 await self._changed_within(None, None)
             else:
                 break
         # Let an update that is still working (approve, reject, cancel) and the emails it queued finish first.
-        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mail_idle())
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mailer.idle())
         if mailer is not None:
             mailer.cancel()
         return self._view
@@ -194,7 +219,7 @@ class EnrollmentWorkflow:
             return
         self._opened_versions.add(link.link_version)
         async with self._lock:
-            if self._view.status == S.new and link.link_version == self._view.link_version:
+            if self._view.status == EnrollmentStatus.new and link.link_version == self._view.link_version:
                 await self._record("opened", CONTACT, None)
 
     # --- updates -----------------------------------------------------------------------------------
@@ -207,17 +232,18 @@ class EnrollmentWorkflow:
         return self._view
 
     @workflow.update(name="submit_form")
+    @applied_once
     async def submit_form(self, submission: SubmitForm) -> EnrollmentView:
         async with self._lock:
             self._check_submission(submission)
-            self._set(status=S.pending_review, form=submission.form)
+            self._set(status=EnrollmentStatus.pending_review, form=submission.form)
             await self._record("submitted", CONTACT.model_copy(update={"source": submission.source}), None)
             await self._activity(
                 EnrollmentActivities.close_form_links,
                 LinkRequest(enrollment_id=self._view.id, link_version=self._view.link_version),
                 f"close-links-{self._view.link_version}",
             )
-            self._drop_stale_mail()
+            self._mailer.drop_stale()
             await self._email(EmailKind.submitted, [self._view.corporate_contact_email], f"submitted-{self._events}")
             if self._input.created_by.email:
                 await self._email(
@@ -226,6 +252,7 @@ class EnrollmentWorkflow:
             return self._view
 
     @submit_form.validator
+    @checked_once
     def _validate_submit(self, submission: SubmitForm) -> None:
         self._check_submission(submission)
 
@@ -233,34 +260,38 @@ class EnrollmentWorkflow:
         self._require(EnrollmentAction.submit_form)
         # The mailer records an invitation as sent a moment after the relay took it; the link is live in the
         # store from before the send, so the link version alone decides (older runs also waited for the record).
-        invited = self._v2 or self._invited_version == self._view.link_version
+        invited = self._best_effort_mail or self._invited_version == self._view.link_version
         if submission.link_version != self._view.link_version or not invited:
             raise ApplicationError(
                 "This enrollment link has been replaced by a newer one.", type="LinkDead", non_retryable=True
             )
 
     @workflow.update(name="resend")
+    @applied_once
     async def resend(self, action: CsmAction) -> EnrollmentView:
         async with self._lock:
             self._check_resend()
             self._resends.append(workflow.now())
-            self._set(status=S.new)
-            if not self._v2:
-                await self._invite(rotate=True, actor=action.actor, event="resent", note=action.audit_note)
+            self._set(status=EnrollmentStatus.new)
+            if not self._best_effort_mail:
+                await self._invite_before_best_effort_mail(
+                    rotate=True, actor=action.actor, event="resent", note=action.audit_note
+                )
                 return self._view
             self._start_round()
             await self._record("resent", action.actor, action.audit_note)
             await self._close_links("resent")
-            self._drop_stale_mail()
+            self._mailer.drop_stale()
             self._queue_invitation()
             return self._view
 
     @resend.validator
+    @checked_once
     def _validate_resend(self, action: CsmAction) -> None:
         self._check_resend()
 
     def _check_resend(self) -> None:
-        if self._closed and self._v2:
+        if self._closed and self._best_effort_mail:
             refuse("This enrollment expired more than 30 days ago and is closed; create a new one instead.")
         self._require(EnrollmentAction.resend)
         since = workflow.now() - timedelta(days=1)
@@ -268,44 +299,22 @@ class EnrollmentWorkflow:
             refuse(f"The invitation was already resent {RESENDS_PER_DAY} times in the last 24 hours; try again later.")
 
     @workflow.update(name="edit")
+    @applied_once
     async def edit(self, change: EditEnrollment) -> EnrollmentView:
         async with self._lock:
             self._require(EnrollmentAction.edit)
-            if self._v2:
-                return await self._edit(change)
-            before = self._view
-            contact_changed = change.fields.corporate_contact_email != before.corporate_contact_email
-            self._set(**change.fields.model_dump())
-            try:
-                await self._record("edited", change.actor, change.audit_note)
-            except ActivityError as err:
-                self._view = before
-                raise (err.cause if isinstance(err.cause, ApplicationError) else err) from None
-            if contact_changed and before.status == S.new:
-                await self._email(
-                    EmailKind.contact_changed,
-                    [before.corporate_contact_email],
-                    f"contact-changed-{self._events}",
-                    view=before,
-                )
-                if change.send_invitation:
-                    await self._invite(rotate=True)
-                else:
-                    self._set(link_version=before.link_version + 1)
-                    await self._activity(
-                        EnrollmentActivities.close_form_links,
-                        LinkRequest(enrollment_id=before.id, link_version=before.link_version),
-                        f"close-links-{before.link_version}",
-                    )
-                    await self._record("link rotated", SYSTEM, "not sent: the CSM will resend when ready")
-            self._epoch += 1
-            return self._view
+            if not self._best_effort_mail:
+                return await self._edit_before_best_effort_mail(change)
+            return await self._edit(change)
 
     async def _edit(self, change: EditEnrollment) -> EnrollmentView:
         """A changed contact of a New enrollment rotates the link first: the old link is dead before anything
         is mailed, whatever becomes of the courtesy email to the old address."""
         before = self._view
-        relink = change.fields.corporate_contact_email != before.corporate_contact_email and before.status == S.new
+        relink = (
+            change.fields.corporate_contact_email != before.corporate_contact_email
+            and before.status == EnrollmentStatus.new
+        )
         self._set(**change.fields.model_dump())
         if relink:
             if change.send_invitation:
@@ -319,7 +328,7 @@ class EnrollmentWorkflow:
             raise (err.cause if isinstance(err.cause, ApplicationError) else err) from None
         if relink:
             await self._close_links(f"edited-{self._events}")
-            self._drop_stale_mail()
+            self._mailer.drop_stale()
             if not before.bounced:  # an address that bounced has nobody to tell
                 await self._email(
                     EmailKind.contact_changed,
@@ -335,33 +344,39 @@ class EnrollmentWorkflow:
         return self._view
 
     @edit.validator
+    @checked_once
     def _validate_edit(self, change: EditEnrollment) -> None:
         self._require(EnrollmentAction.edit)
 
     @workflow.update(name="cancel")
+    @applied_once
     async def cancel(self, action: CsmAction) -> EnrollmentView:
         async with self._lock:
             self._require(EnrollmentAction.cancel)
-            await self._close(S.cancelled, "cancelled", action.actor, action.audit_note)
+            await self._close(EnrollmentStatus.cancelled, "cancelled", action.actor, action.audit_note)
             return self._view
 
     @cancel.validator
+    @checked_once
     def _validate_cancel(self, action: CsmAction) -> None:
         self._require(EnrollmentAction.cancel)
 
     @workflow.update(name="start_review")
+    @applied_once
     async def start_review(self, action: ReviewAction) -> EnrollmentView:
         async with self._lock:
             self._require(EnrollmentAction.start_review)
-            self._set(status=S.in_review)
+            self._set(status=EnrollmentStatus.in_review)
             await self._record("review started", action.actor, action.audit_note)
             return self._view
 
     @start_review.validator
+    @checked_once
     def _validate_start_review(self, action: ReviewAction) -> None:
         self._require(EnrollmentAction.start_review)
 
     @workflow.update(name="approve")
+    @applied_once
     async def approve(self, action: ReviewAction) -> EnrollmentView:
         async with self._lock:
             self._require(EnrollmentAction.approve)
@@ -382,7 +397,7 @@ class EnrollmentWorkflow:
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=f"{self._view.organization_name} · {self._view.member_type.value}",
             )
-            self._set(status=S.approved, account_id=account_id)
+            self._set(status=EnrollmentStatus.approved, account_id=account_id)
             await self._record("approved", action.actor, action.audit_note)
             recipients = [self._view.corporate_contact_email]
             if self._view.form and self._view.form.technical_contact_email not in recipients:
@@ -391,14 +406,16 @@ class EnrollmentWorkflow:
             return self._view
 
     @approve.validator
+    @checked_once
     def _validate_approve(self, action: ReviewAction) -> None:
         self._require(EnrollmentAction.approve)
 
     @workflow.update(name="reject")
+    @applied_once
     async def reject(self, action: ReviewAction) -> EnrollmentView:
         async with self._lock:
             self._check_reject(action)
-            self._set(status=S.rejected)
+            self._set(status=EnrollmentStatus.rejected)
             await self._record("rejected", action.actor, f"{action.reason} — {action.audit_note}")
             await self._email(
                 EmailKind.rejected, [self._view.corporate_contact_email], "rejected", reason=action.reason
@@ -406,6 +423,7 @@ class EnrollmentWorkflow:
             return self._view
 
     @reject.validator
+    @checked_once
     def _validate_reject(self, action: ReviewAction) -> None:
         self._check_reject(action)
 
@@ -415,6 +433,7 @@ class EnrollmentWorkflow:
             refuse("A rejection needs a reason.")
 
     @workflow.update(name="mail_event")
+    @applied_once
     async def mail_event(self, problem: MailProblem) -> EnrollmentView:
         """A provider's late report on one of this enrollment's emails (`POST /api/mail-events`)."""
         async with self._lock:
@@ -433,7 +452,7 @@ class EnrollmentWorkflow:
             if await self._changed_within(timedelta(seconds=delay), label):
                 return
         async with self._lock:
-            if self._epoch != epoch or self._view.status != S.new:
+            if self._epoch != epoch or self._view.status != EnrollmentStatus.new:
                 return
             if kind == "reminder":
                 self._set(reminders_sent=self._view.reminders_sent + 1)
@@ -441,14 +460,16 @@ class EnrollmentWorkflow:
                 await self._email(
                     EmailKind.reminder,
                     [self._view.corporate_contact_email],
-                    f"remind-{self._view.link_version}-{self._view.reminders_sent}",
+                    reminder_email_id(self._view.link_version, self._view.reminders_sent),
                     link_version=self._view.link_version,
                     note=f"reminder {self._view.reminders_sent}",
                 )
-                if not self._v2:
+                if not self._best_effort_mail:
                     await self._record("reminded", SYSTEM, f"reminder {self._view.reminders_sent}")
             else:
-                await self._close(S.expired, "expired", SYSTEM, "the form was not completed before the deadline")
+                await self._close(
+                    EnrollmentStatus.expired, "expired", SYSTEM, "the form was not completed before the deadline"
+                )
                 if self._input.created_by.email:
                     await self._email(
                         EmailKind.expired, [self._input.created_by.email], f"expired-{self._view.link_version}"
@@ -467,7 +488,7 @@ class EnrollmentWorkflow:
 
     def _revival_left(self) -> timedelta:
         """How long an Expired enrollment can still be resent (30 days from its deadline)."""
-        if not self._v2 or self._view.expires_at is None:
+        if not self._best_effort_mail or self._view.expires_at is None:
             return EXPIRED_REVIVAL_WINDOW
         return max(self._view.expires_at + EXPIRED_REVIVAL_WINDOW - workflow.now(), timedelta(seconds=1))
 
@@ -475,6 +496,24 @@ class EnrollmentWorkflow:
         return await changed_within(lambda: self._epoch, timeout, label)
 
     # --- continue-as-new ---------------------------------------------------------------------------------
+
+    async def _hand_over(self, input: EnrollmentInput) -> NoReturn:
+        """Carry the enrollment on in a fresh run. New updates are turned away meanwhile (the ways in retry them
+        on the fresh run), or a steady stream of them would keep this run growing; the handlers running finish
+        here first. The emails not yet sent go with it: an email on its way gets a few seconds to finish, and with the
+        relay down it is handed over too (its activity id keeps the send once), so an outage holds up neither
+        the handover nor the reminders, the expiry and the updates of the fresh run."""
+        if not self._carried_handover:
+            await self._hand_over_after_mail(input)
+        self._draining = True
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mailer.settled())
+        if not self._mailer.idle():
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    self._mailer.idle, timeout=HANDOVER_MAIL_WAIT, timeout_summary="emails on their way"
+                )
+            await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mailer.settled())
+        workflow.continue_as_new(input.model_copy(update={"state": self._state()}))
 
     def _history_full(self) -> bool:
         info = workflow.info()
@@ -488,66 +527,50 @@ class EnrollmentWorkflow:
             round_started_at=self._round_started_at,
             resends=self._resends[-RESENDS_PER_DAY:],
             opened_versions=sorted(v for v in self._opened_versions if v >= self._view.link_version),
+            mail=self._mailer.pending() if self._carried_handover else [],
+            updates=self._updates or [],
         )
 
-    # --- the mailer ----------------------------------------------------------------------------------
+    # --- the mailer's outcomes --------------------------------------------------------------------------
 
-    async def _mailer(self) -> None:
-        """Send the queued emails one by one, outside the lock; relay trouble retries inside the activity."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._outbox))
-            mail = self._outbox.pop(0)
-            if self._stale(mail):
-                continue
-            handle = workflow.start_activity_method(
-                mail.activity,
-                mail.request,
-                activity_id=mail.activity_id,
-                start_to_close_timeout=EMAIL_TIMEOUT,
-                retry_policy=RETRY,
-            )
-            self._sending = (mail, handle)
-            try:
-                result = await handle
-            except ActivityError as err:
-                problem = mail_problem_of(mail, err)
-                if problem is not None:
-                    async with self._lock:
-                        await self._mail_problem(problem)
-            except asyncio.CancelledError:
-                if not self._cancelling:
-                    raise
-            else:
-                await self._mail_sent(mail, result)
-            finally:
-                self._sending = None
-                self._cancelling = False
-
-    async def _mail_sent(self, mail: Mail, result: EmailResult) -> None:
+    async def _mail_sent(self, mail: QueuedEmail, result: EmailResult) -> None:
         if result.dropped:
             return
         async with self._lock:
             request = mail.request
-            current = request.link_version == self._view.link_version and self._view.status == S.new
+            current = request.link_version == self._view.link_version and self._view.status == EnrollmentStatus.new
             if request.kind == EmailKind.invitation and current:
                 self._invited_version = self._view.link_version
                 self._set(invitation_sent_at=result.sent_at)
                 await self._record("invited", SYSTEM, None, local=True)
             elif request.kind == EmailKind.reminder and current:
                 await self._record("reminded", SYSTEM, mail.note, local=True)
-            for refusal in result.refused:
-                address, _, reply = refusal.partition(": ")
-                await self._mail_problem(MailProblem(kind=request.kind, recipient=address, reason=reply))
+            for problem in refusals_of(mail, result):
+                await self._mail_problem(problem)
+
+    async def _mail_failed(self, problem: MailProblem) -> None:
+        async with self._lock:
+            await self._mail_problem(problem)
 
     async def _mail_problem(self, problem: MailProblem) -> None:
-        """Record an email that failed for good; a bounce of the contact's invitation or reminder marks the
-        enrollment Bounced (once per address) and tells the CSM."""
+        """Record an email that failed for good; a bounce of the contact's current invitation or reminder marks
+        the enrollment Bounced (once per address) and tells the CSM. A bounce of an older link's email is only
+        recorded: the current invitation may well arrive."""
         about_contact = (
             problem.kind in LINK_EMAILS and problem.recipient.lower() == self._view.corporate_contact_email.lower()
         )
+        older_link = (
+            problem.kind in LINK_EMAILS
+            and problem.link_version is not None
+            and problem.link_version != self._view.link_version
+        )
         if problem.event == "complained":
             await self._record("complained", SYSTEM, f"{problem.kind.value}: {problem.reason}")
-        elif problem.bounced and about_contact and self._view.status == S.new:
+        elif problem.bounced and older_link and self._stale_bounces_ignored:
+            metrics.bounced(problem.kind.value)
+            note = f"{problem.kind.value} of link version {problem.link_version}, since replaced: {problem.reason}"
+            await self._record("old link bounced", SYSTEM, note)
+        elif problem.bounced and about_contact and self._view.status == EnrollmentStatus.new:
             if self._view.bounced:
                 return
             metrics.bounced(problem.kind.value)
@@ -560,21 +583,12 @@ class EnrollmentWorkflow:
                 metrics.bounced(problem.kind.value)
             await self._record("email_failed", SYSTEM, f"{problem.kind.value}: {problem.reason}")
 
-    def _stale(self, mail: Mail) -> bool:
+    def _stale(self, mail: QueuedEmail) -> bool:
         """An invitation or reminder whose link is no longer the live one is never sent."""
         request = mail.request
         return request.kind in LINK_EMAILS and (
-            request.link_version != self._view.link_version or self._view.status != S.new
+            request.link_version != self._view.link_version or self._view.status != EnrollmentStatus.new
         )
-
-    def _drop_stale_mail(self) -> None:
-        self._outbox = [mail for mail in self._outbox if not self._stale(mail)]
-        if self._sending is not None and self._stale(self._sending[0]):
-            self._cancelling = True
-            self._sending[1].cancel()
-
-    def _mail_idle(self) -> bool:
-        return not self._outbox and self._sending is None
 
     # --- steps ---------------------------------------------------------------------------------------
 
@@ -593,40 +607,18 @@ class EnrollmentWorkflow:
     def _queue_invitation(self) -> None:
         version = self._view.link_version
         request = self._email_request(EmailKind.invitation, [self._view.corporate_contact_email], link_version=version)
-        self._outbox.append(Mail(request, EnrollmentActivities.send_invitation, f"invite-{version}"))
-
-    async def _invite(
-        self, *, rotate: bool, actor: Actor = SYSTEM, event: str = "invited", note: str | None = None
-    ) -> None:
-        """Runs started before best-effort mail: a new round, and the invitation sent before going on."""
-        now = workflow.now()
-        version = self._view.link_version + 1 if rotate else self._view.link_version
-        self._round_started_at = now
-        self._set(
-            link_version=version,
-            reminders_sent=0,
-            expires_at=now + timedelta(seconds=self._input.schedule.ttl),
+        self._mailer.queue(
+            QueuedEmail(request=request, sender="send_invitation", activity_id=invitation_activity_id(version))
         )
-        result = await self._activity(
-            EnrollmentActivities.send_invitation,
-            self._email_request(EmailKind.invitation, [self._view.corporate_contact_email], link_version=version),
-            f"invite-{version}",
-            timeout=EMAIL_TIMEOUT,
-        )
-        self._invited_version = version
-        self._set(invitation_sent_at=result.sent_at)
-        await self._record(event, actor, note)
 
     async def _close(self, status: EnrollmentStatus, event: str, actor: Actor, note: str | None) -> None:
         self._set(status=status)
-        if not self._v2:
-            await self._close_links(f"{event}-{self._events}")
-            await self._record(event, actor, note)
-            return
+        if not self._best_effort_mail:
+            return await self._close_before_best_effort_mail(event, actor, note)
         # The status reaches the store before the links die, so an invitation being sent cannot open one again.
         await self._record(event, actor, note)
         await self._close_links(f"{event}-{self._events}")
-        self._drop_stale_mail()
+        self._mailer.drop_stale()
 
     async def _close_links(self, label: str) -> None:
         await self._activity(
@@ -648,10 +640,9 @@ class EnrollmentWorkflow:
     ) -> None:
         """Queue the email for the mailer (older runs: send it now, and wait)."""
         request = self._email_request(kind, to, view=view, link_version=link_version, reason=reason)
-        if self._v2:
-            self._outbox.append(Mail(request, EnrollmentActivities.send_email, f"email-{activity_id}", note))
-            return
-        await self._activity(EnrollmentActivities.send_email, request, f"email-{activity_id}", timeout=EMAIL_TIMEOUT)
+        if not self._best_effort_mail:
+            return await self._send_before_best_effort_mail(request, f"email-{activity_id}")
+        self._mailer.queue(QueuedEmail(request=request, activity_id=f"email-{activity_id}", note=note))
 
     def _email_request(
         self,
@@ -669,7 +660,7 @@ class EnrollmentWorkflow:
             to=to,
             link_version=link_version,
             reason=reason,
-            current_link_only=self._v2 and kind in LINK_EMAILS,
+            current_link_only=self._best_effort_mail and kind in LINK_EMAILS,
         )
 
     async def _record(
@@ -714,7 +705,7 @@ class EnrollmentWorkflow:
 
         Only the create leg: the time-skipping test server loses an update that arrives while a local activity
         holds the workflow task open, and email, which can take long, is never local."""
-        if self._lean and (local or activity in CREATE_LEG):
+        if self._lean_writes and (local or activity in CREATE_LEG):
             return await workflow.execute_local_activity_method(
                 activity,
                 arg,
@@ -754,28 +745,100 @@ class EnrollmentWorkflow:
             MEMBER_TYPE.value_set(view.member_type.value),
             REMINDER_COUNT.value_set(view.reminders_sent),
         ]
-        if view.expires_at is not None and view.status == S.new:
+        if view.expires_at is not None and view.status == EnrollmentStatus.new:
             updates.append(FORM_DUE_AT.value_set(view.expires_at.astimezone(UTC)))
         else:
             updates.append(FORM_DUE_AT.value_unset())
-        values = (view.status, view.member_type, view.reminders_sent, view.status == S.new and view.expires_at)
-        if not self._lean or values != self._attributes:
+        values = (
+            view.status,
+            view.member_type,
+            view.reminders_sent,
+            view.status == EnrollmentStatus.new and view.expires_at,
+        )
+        if not self._lean_writes or values != self._attributes:
             workflow.upsert_search_attributes(updates)
             self._attributes = values
-        details = (
-            f"**{view.status.value}**{' · Bounced' if view.bounced else ''} · reminders sent: {view.reminders_sent}"
-        )
-        if view.status == S.new and view.expires_at is not None:
-            at, kind = self._next_deadline()
-            if kind == "reminder":
-                details += f" · next reminder {at:%Y-%m-%d %H:%M} UTC"
-            details += f" · form due {view.expires_at:%Y-%m-%d %H:%M} UTC"
-        if view.timeline:
-            rows = "\n".join(
-                f"| {e.at:%Y-%m-%d %H:%M:%S} | {e.event} | {e.actor} | {e.note or ''} |" for e in view.timeline
+        deadline = self._next_deadline() if view.status == EnrollmentStatus.new and view.expires_at else None
+        workflow.set_current_details(enrollment_details(view, deadline))
+
+    # === Runs started before a patch ======================================================================
+    # What only runs started before BEST_EFFORT_MAIL or CARRIED_HANDOVER do, gathered so that retiring a patch
+    # (docs/operations.md, "Changing a workflow") is deleting its methods here and the branches that call them.
+    # The other flags' differences are single conditions: `_lean_writes` in `run`, `_activity` and
+    # `_upsert_attributes`; `_best_effort_mail` in `_check_submission`, `_check_resend`, `_wait_for_form`,
+    # `_revival_left` and `_email_request`; `_stale_bounces_ignored` in `_mail_problem`.
+
+    # --- before BEST_EFFORT_MAIL: every email sent before the process went on ----------------------------
+
+    async def _edit_before_best_effort_mail(self, change: EditEnrollment) -> EnrollmentView:
+        """The edit: the invitation to a changed contact sent before going on."""
+        before = self._view
+        contact_changed = change.fields.corporate_contact_email != before.corporate_contact_email
+        self._set(**change.fields.model_dump())
+        try:
+            await self._record("edited", change.actor, change.audit_note)
+        except ActivityError as err:
+            self._view = before
+            raise (err.cause if isinstance(err.cause, ApplicationError) else err) from None
+        if contact_changed and before.status == EnrollmentStatus.new:
+            await self._email(
+                EmailKind.contact_changed,
+                [before.corporate_contact_email],
+                f"contact-changed-{self._events}",
+                view=before,
             )
-            details += f"\n\n| at (UTC) | event | actor | note |\n|---|---|---|---|\n{rows}"
-        workflow.set_current_details(details)
+            if change.send_invitation:
+                await self._invite_before_best_effort_mail(rotate=True)
+            else:
+                self._set(link_version=before.link_version + 1)
+                await self._activity(
+                    EnrollmentActivities.close_form_links,
+                    LinkRequest(enrollment_id=before.id, link_version=before.link_version),
+                    f"close-links-{before.link_version}",
+                )
+                await self._record("link rotated", SYSTEM, "not sent: the CSM will resend when ready")
+        self._epoch += 1
+        return self._view
+
+    async def _invite_before_best_effort_mail(
+        self, *, rotate: bool, actor: Actor = SYSTEM, event: str = "invited", note: str | None = None
+    ) -> None:
+        """A new round, and the invitation sent before going on."""
+        now = workflow.now()
+        version = self._view.link_version + 1 if rotate else self._view.link_version
+        self._round_started_at = now
+        self._set(
+            link_version=version,
+            reminders_sent=0,
+            expires_at=now + timedelta(seconds=self._input.schedule.ttl),
+        )
+        result = await self._activity(
+            EnrollmentActivities.send_invitation,
+            self._email_request(EmailKind.invitation, [self._view.corporate_contact_email], link_version=version),
+            invitation_activity_id(version),
+            timeout=EMAIL_TIMEOUT,
+        )
+        self._invited_version = version
+        self._set(invitation_sent_at=result.sent_at)
+        await self._record(event, actor, note)
+
+    async def _close_before_best_effort_mail(self, event: str, actor: Actor, note: str | None) -> None:
+        """The links died before the status reached the store."""
+        await self._close_links(f"{event}-{self._events}")
+        await self._record(event, actor, note)
+
+    async def _send_before_best_effort_mail(self, request: EmailRequest, activity_id: str) -> None:
+        """Send the email now, and wait for it."""
+        await self._activity(EnrollmentActivities.send_email, request, activity_id, timeout=EMAIL_TIMEOUT)
+
+    # --- before CARRIED_HANDOVER: the handover waits for every email -----------------------------------------
+
+    async def _hand_over_after_mail(self, input: EnrollmentInput) -> NoReturn:
+        """Wait for every email, however long the relay is down, then hand over (new updates are turned away
+        meanwhile with LEAN_STORE_WRITES)."""
+        self._draining = self._lean_writes
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and self._mailer.idle())
+        workflow.continue_as_new(input.model_copy(update={"state": self._state()}))
 
 
 def _fields_of(view: EnrollmentView) -> dict[str, object]:

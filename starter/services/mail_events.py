@@ -21,7 +21,7 @@ from starter.services.temporal import run_update
 from store import outbox
 from workflows.account import MemberAccountWorkflow
 from workflows.administrator import AdministratorWorkflow
-from workflows.enrollment import EnrollmentWorkflow
+from workflows.enrollment import EnrollmentWorkflow, link_version_of
 from workflows.names import account_workflow_id, administrator_workflow_id, enrollment_workflow_id
 
 _STATE = {"bounced": "bounced", "complained": "complained", "delivered": "delivered"}
@@ -79,11 +79,13 @@ async def report(url: str, client: Client, body: MailEvent) -> MailEventResult:
         bounced=body.event == "bounced",
         event=body.event,
     )
-    workflow_id = email.key.split("/", 1)[0]  # the outbox keys an email by its workflow id and activity id
+    workflow_id, _, activity_id = email.key.partition("/")  # the outbox keys an email by both
     # The outbox is marked only once the workflow has taken the report: a report that could not reach it (Temporal
     # down: a 503) finds nothing marked when the provider retries, and is delivered then.
     try:
         if workflow_id.startswith(enrollment_workflow_id("")):
+            # An invitation's or reminder's link version: a bounce of one since replaced is only recorded.
+            problem = problem.model_copy(update={"link_version": link_version_of(activity_id)})
             await run_update(client, workflow_id, EnrollmentWorkflow.mail_event, problem)
         elif workflow_id.startswith(account_workflow_id("")):
             await run_update(client, workflow_id, MemberAccountWorkflow.mail_event, problem)

@@ -57,3 +57,25 @@ async def test_reports_that_match_nothing_are_refused(stack: Stack) -> None:
     assert (await stack.api.post("/api/mail-events", json=delivered, headers=stack.auth)).status_code == 403
     ok = await stack.api.post("/api/mail-events", json=delivered, headers=admin)
     assert ok.status_code == 200 and ok.json()["applied"] is False
+
+
+async def test_a_late_bounce_of_a_replaced_invitation_is_recorded_and_leaves_the_current_one(stack: Stack) -> None:
+    """The first invitation bounces after a resend has sent the second: before, it marked the second Bounced."""
+    enrollment_id, first_id = await invited(stack)
+    resent = await stack.api.post(f"/api/enrollments/{enrollment_id}/resend", headers=stack.auth)
+    assert resent.status_code == 200, resent.text
+    await eventually(lambda: len(stack.mail_to("pat@acme.example")) == 2)
+    assert len({m.message_id for m in stack.mail_to("pat@acme.example")}) == 2, "a second invitation went"
+    token = await stack.token_for("hooks@provider.example", Role.mail_events)
+    body = {"message_id": first_id, "event": "bounced", "recipient": "pat@acme.example", "reason": "550 5.1.1 gone"}
+    reported = await stack.api.post("/api/mail-events", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert reported.status_code == 200 and reported.json()["applied"] is True, reported.text
+
+    async def recorded() -> bool:
+        got = (await stack.api.get(f"/api/enrollments/{enrollment_id}", headers=stack.auth)).json()
+        return "old link bounced" in [e["event"] for e in got["timeline"]]
+
+    await eventually(recorded)
+    got = (await stack.api.get(f"/api/enrollments/{enrollment_id}", headers=stack.auth)).json()
+    assert got["bounced"] is False and got["bounce_reason"] is None
+    assert not any("bounced" in m.subject.lower() for m in stack.mail_to("csm@provider.example"))

@@ -31,10 +31,10 @@ from workflows.account import MemberAccountWorkflow
 HISTORIES = Path(__file__).parent / "histories"
 BEFORE = sorted(HISTORIES.glob("enrollment-mail-*.json"))  # recorded before lean-store-writes
 AFTER = sorted(HISTORIES.glob("enrollment-lean-*.json"))  # recorded with it
-GUARDED = "self._lean = self._v2 and workflow.patched(LEAN_STORE_WRITES)"
+GUARDED = "self._lean_writes = self._best_effort_mail and workflow.patched(LEAN_STORE_WRITES)"
 STEPS = {
-    "unguarded": "self._lean = self._v2",
-    "deprecated": "workflow.deprecate_patch(LEAN_STORE_WRITES)\n        self._lean = self._v2",
+    "unguarded": "self._lean_writes = self._best_effort_mail",
+    "deprecated": "workflow.deprecate_patch(LEAN_STORE_WRITES)\n        self._lean_writes = self._best_effort_mail",
 }
 
 

@@ -44,6 +44,7 @@ from domain.models import (
     SubmitForm,
     UsageReport,
 )
+from starter.services.temporal import run_update
 from tests.conftest import SEARCH_ATTRIBUTES
 from tests.workflows import account_test, administrator_test, enrollment_test
 from tests.workflows.enrollment_test import CSM, FIELDS, FORM, REVIEWER
@@ -160,6 +161,42 @@ async def administrator_expired_resent(env: WorkflowEnvironment, handle: Workflo
     await handle.result()
 
 
+async def resent_old_bounce_continued(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """After CARRIED_HANDOVER and STALE_BOUNCES_IGNORED: a resend, then a late bounce of the first invitation
+    (recorded, not applied), edits past the history limit (the update ids and the empty mail queue go to the
+    fresh run), the same resend delivered again to the fresh run (not applied), then a cancel."""
+    await env.sleep(timedelta(hours=1))
+    resend = CsmAction(actor=CSM, audit_note="lost it")
+    await handle.execute_update("resend", resend, id="resend-1")
+    bounce = MailProblem(
+        kind=EmailKind.invitation, recipient="pat@acme.example", reason="550 5.1.1 User unknown", link_version=1
+    )
+    await handle.execute_update("mail_event", bounce)
+    for n in range(12):
+        changed = FIELDS.model_copy(update={"users_purchased": 1000 + n})
+        await handle.execute_update("edit", EditEnrollment(actor=CSM, fields=changed, audit_note=f"order {n}"))
+    latest = env.client.get_workflow_handle(handle.id)
+    await latest.execute_update("resend", resend, id="resend-1")
+    await latest.execute_update("cancel", CsmAction(actor=CSM, audit_note="duplicate"))
+    await latest.result()
+
+
+async def account_continued_as_new(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """After CARRIED_HANDOVER: an order, usage reports past the run's event budget (the counter, the update ids
+    and the mail queue go to the fresh run), the same order delivered again (not applied), then closed."""
+    now = await env.get_current_time()
+    order = AddUsersPurchased(actor=CSM, audit_note="order", add=100)
+    await handle.execute_update("add_users_purchased", order, id="order-1")
+    for n in range(1, 5):  # the ways in retry an update turned away while the run hands over
+        report = UsageReport(users_existing=n, reported_at=now + timedelta(minutes=n))
+        await run_update(env.client, handle.id, MemberAccountWorkflow.report_usage, report)
+    latest = env.client.get_workflow_handle(handle.id)
+    await latest.execute_update("add_users_purchased", order, id="order-1")
+    await latest.execute_update("suspend", AccountChange(actor=REVIEWER, audit_note="closing"))
+    await latest.execute_update("delete", AccountChange(actor=REVIEWER, audit_note="closed"))
+    await latest.result()
+
+
 def administrator_activities() -> list[Any]:
     """The account's administrator steps, faked: two invited, one skipped."""
 
@@ -188,12 +225,16 @@ ENROLLMENT_SCENARIOS: dict[str, Scenario] = {
     "enrollment-lean-bounced-fixed-approved": bounced_fixed_approved,
     "enrollment-lean-expired-then-revived": expired_then_revived,
     "enrollment-lean-continued-as-new": continued_as_new,
+    # Recorded after CARRIED_HANDOVER and STALE_BOUNCES_IGNORED (history limit 60).
+    "enrollment-carried-resent-bounced-continued": resent_old_bounce_continued,
 }
 ACCOUNT_SCENARIOS: dict[str, Scenario] = {
     "account-lifecycle": account_lifecycle,
     "account-mail-suspended-past-end": account_suspended_past_end,
     # Recorded after MEMBER_ADMINISTRATORS: the contacts become administrators at the first run.
     "account-with-administrators": account_with_administrators,
+    # Recorded after CARRIED_HANDOVER (3 events per run).
+    "account-carried-continued-as-new": account_continued_as_new,
 }
 
 ADMINISTRATOR_SCENARIOS: dict[str, Scenario] = {
@@ -251,7 +292,9 @@ def enrollment_starter(
     )
 
 
-async def account_starter(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+async def account_starter(
+    env: WorkflowEnvironment, task_queue: str, events_per_run: int = 1000
+) -> WorkflowHandle[Any, Any]:
     today = (await env.get_current_time()).date()
     account_id = uuid.uuid4().hex[:16]
     return await env.client.start_workflow(
@@ -264,6 +307,7 @@ async def account_starter(env: WorkflowEnvironment, task_queue: str) -> Workflow
             created_by=CSM,
             service_start_date=today,
             warning_offsets=SCHEDULE.warning_offsets,
+            events_per_run=events_per_run,
         ),
         id=account_workflow_id(account_id),
         task_queue=task_queue,
@@ -291,8 +335,10 @@ async def main(names: list[str]) -> None:
     if not names:
         print("scenarios:", *ENROLLMENT_SCENARIOS, *ACCOUNT_SCENARIOS, *ADMINISTRATOR_SCENARIOS)
     for name in names:
-        if name == "enrollment-mail-continued-as-new":
-            await record(name, lambda env, queue: enrollment_starter(env, queue, 60), continued_as_new)
+        if name in ("enrollment-mail-continued-as-new", "enrollment-carried-resent-bounced-continued"):
+            await record(name, lambda env, queue: enrollment_starter(env, queue, 60), ENROLLMENT_SCENARIOS[name])
+        elif name == "account-carried-continued-as-new":
+            await record(name, lambda env, queue: account_starter(env, queue, 3), ACCOUNT_SCENARIOS[name])
         elif name in ENROLLMENT_SCENARIOS:
             await record(name, enrollment_starter, ENROLLMENT_SCENARIOS[name])
         elif name in ADMINISTRATOR_SCENARIOS:
