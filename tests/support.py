@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from domain.models import AccountStatus, AccountView, MemberType
 from domain.settings import Settings
 
 
@@ -42,3 +44,21 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def account_view(**changes: Any) -> AccountView:
+    """An Active customer account of Acme Widgets (1,000 users purchased, ending 2030-01-01), with `changes`."""
+    view = AccountView(
+        id="a1",
+        enrollment_id="e1",
+        status=AccountStatus.active,
+        organization_name="Acme Widgets Ltd",
+        member_type=MemberType.customer,
+        service_start_date=date(2026, 1, 1),
+        service_end_date=date(2030, 1, 1),
+        display_users_purchased=True,
+        users_purchased=1000,
+        corporate_contact_email="pat@acme.example",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    return view.model_copy(update=changes)

@@ -42,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import (
         BEST_EFFORT_MAIL,
         CARRIED_HANDOVER,
-        CONTINUING_AS_NEW,
         EMAIL_TIMEOUT,
         HANDOVER_MAIL_WAIT,
         RECORD_TIMEOUT,
@@ -51,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         changed_within,
         checked_once,
         refuse,
+        refuse_while_handing_over,
     )
     from workflows.details import account_details
     from workflows.mailer import Mailer, refusals_of
@@ -499,12 +499,7 @@ class MemberAccountWorkflow:
     def _require(self, action: AccountAction) -> None:
         """Refuse `action` with the status machine's sentence when the status does not allow it now (a 409), or,
         while the run hands over to a fresh one, with `ContinuingAsNew` (the ways in retry it there)."""
-        if self._draining:
-            raise ApplicationError(
-                "This account is moving to a fresh run; try again in a moment.",
-                type=CONTINUING_AS_NEW,
-                non_retryable=True,
-            )
+        refuse_while_handing_over(self._draining, "account")
         refuse(account_refusal(self._view.status, action))
 
     def _set(self, **changes: Any) -> None:

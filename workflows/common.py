@@ -50,6 +50,15 @@ def refuse(reason: str | None) -> None:
         raise ApplicationError(reason, type="TransitionRefused", non_retryable=True)
 
 
+def refuse_while_handing_over(draining: bool, what: str) -> None:
+    """Turn an update away with `ContinuingAsNew` while the run hands over to a fresh one (the ways in retry it
+    there), so a steady stream of updates cannot keep the run growing."""
+    if draining:
+        raise ApplicationError(
+            f"This {what} is moving to a fresh run; try again in a moment.", type=CONTINUING_AS_NEW, non_retryable=True
+        )
+
+
 async def changed_within(epoch: Callable[[], int], timeout: timedelta | None, label: str | None) -> bool:
     """True when a handler moved the process on (bumped its epoch) before `timeout` (None: wait as long as it takes).
     The label is the timer's summary in the Temporal UI."""

@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import (
         BEST_EFFORT_MAIL,
         CARRIED_HANDOVER,
-        CONTINUING_AS_NEW,
         EMAIL_TIMEOUT,
         HANDOVER_MAIL_WAIT,
         LEAN_STORE_WRITES,
@@ -56,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         changed_within,
         checked_once,
         refuse,
+        refuse_while_handing_over,
     )
     from workflows.details import enrollment_details
     from workflows.mailer import Mailer, refusals_of
@@ -724,12 +724,7 @@ class EnrollmentWorkflow:
     def _require(self, action: EnrollmentAction) -> None:
         """Refuse `action` with the status machine's sentence when the status does not allow it now (a 409), or,
         while the run hands over to a fresh one, with `ContinuingAsNew` (the ways in retry it there)."""
-        if self._draining:
-            raise ApplicationError(
-                "This enrollment is moving to a fresh run; try again in a moment.",
-                type=CONTINUING_AS_NEW,
-                non_retryable=True,
-            )
+        refuse_while_handing_over(self._draining, "enrollment")
         refuse(enrollment_refusal(self._view.status, action))
 
     def _set(self, **changes: object) -> None:

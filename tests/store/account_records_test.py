@@ -4,31 +4,15 @@ account workflow's runs; keys of runs from before that (`<workflow id>/<run id>/
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from domain.models import AccountStatus, AccountView, MemberType, RecordAccount, TimelineEvent
+from domain.models import AccountStatus, AccountView, RecordAccount, TimelineEvent
 from store.accounts import get_account, record_account
 from store.enrollments import record_version
+from tests.support import account_view
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEY = "account-a1/event-{}"
-
-
-def account(**changes: object) -> AccountView:
-    view = AccountView(
-        id="a1",
-        enrollment_id="e1",
-        status=AccountStatus.active,
-        organization_name="Acme Widgets Ltd",
-        member_type=MemberType.customer,
-        service_start_date=date(2026, 1, 1),
-        service_end_date=date(2030, 1, 1),
-        display_users_purchased=True,
-        users_purchased=1000,
-        corporate_contact_email="pat@acme.example",
-        created_at=T0,
-    )
-    return view.model_copy(update=changes)
 
 
 def record(view: AccountView, key: str, event: str, at: datetime = T0) -> RecordAccount:
@@ -41,10 +25,10 @@ def test_only_a_key_by_workflow_id_carries_a_version() -> None:
 
 
 async def test_an_older_account_record_arriving_after_a_newer_one_changes_nothing(database_url: str) -> None:
-    await record_account(database_url, record(account(), KEY.format(1), "activated"))
-    suspended = account(status=AccountStatus.suspended, users_purchased=1100)
+    await record_account(database_url, record(account_view(), KEY.format(1), "activated"))
+    suspended = account_view(status=AccountStatus.suspended, users_purchased=1100)
     await record_account(database_url, record(suspended, KEY.format(3), "suspended", T0 + timedelta(days=1)))
-    stale = account(users_purchased=1050)
+    stale = account_view(users_purchased=1050)
     await record_account(database_url, record(stale, KEY.format(2), "edited", T0 + timedelta(hours=1)))
 
     got = await get_account(database_url, "a1")
@@ -53,7 +37,7 @@ async def test_an_older_account_record_arriving_after_a_newer_one_changes_nothin
     assert [t.event for t in got.timeline].count("edited") == 1, "its event is still kept (once, by its key)"
 
     # A record from a run before the version (keyed by run) still writes, as it always did.
-    legacy = account(status=AccountStatus.active, users_purchased=1200)
+    legacy = account_view(status=AccountStatus.active, users_purchased=1200)
     await record_account(database_url, record(legacy, "account-a1/run-1/event-1", "reactivated"))
     got = await get_account(database_url, "a1")
     assert got is not None and (got.status, got.users_purchased) == (AccountStatus.active, 1200)

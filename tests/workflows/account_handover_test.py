@@ -6,48 +6,26 @@ to grow)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from domain.models import AccountInput, AccountView, AddUsersPurchased, UsageReport
+from domain.models import AccountView, AddUsersPurchased, UsageReport
 from starter.services.temporal import run_update
 from tests.workflows.account_test import Run, run
-from tests.workflows.enrollment_test import CSM, FIELDS, FORM
+from tests.workflows.enrollment_test import CSM
 from tests.workflows.handover_test import runs_of
 from workflows.account import MemberAccountWorkflow
 from workflows.common import CONTINUING_AS_NEW
-from workflows.names import account_workflow_id
 
 __all__ = ["run"]  # the fixture, shared with account_test.py
 
 
-async def start_account(run: Run, events_per_run: int) -> WorkflowHandle[Any, Any]:
-    today = (await run.now()).date()
-    account_id = uuid.uuid4().hex[:16]
-    return await run.env.client.start_workflow(
-        MemberAccountWorkflow.run,
-        AccountInput(
-            account_id=account_id,
-            enrollment_id=account_id,
-            fields=FIELDS.model_copy(update={"service_end_date": today + timedelta(days=400)}),
-            form=FORM,
-            created_by=CSM,
-            service_start_date=today,
-            warning_offsets=[],
-            events_per_run=events_per_run,
-        ),
-        id=account_workflow_id(account_id),
-        task_queue=run.task_queue,
-    )
-
-
 async def test_an_account_turns_updates_away_while_it_hands_over(run: Run) -> None:
     """Before: an account due to hand over took every update, so a steady stream held the handover off."""
-    handle = await start_account(run, events_per_run=3)
+    handle = await run.start(400, events_per_run=3)
     now = await run.now()
 
     async def report(n: int) -> str:
@@ -73,7 +51,7 @@ async def test_an_account_turns_updates_away_while_it_hands_over(run: Run) -> No
 
 
 async def test_an_accounts_record_counter_and_its_update_ids_go_on_across_runs(run: Run) -> None:
-    handle = await start_account(run, events_per_run=3)
+    handle = await run.start(400, events_per_run=3)
     order = AddUsersPurchased(actor=CSM, audit_note="order", add=100)
     first = cast(
         AccountView, await handle.execute_update(MemberAccountWorkflow.add_users_purchased, order, id="order-1")

@@ -30,6 +30,7 @@ from domain.models import (
     RecordAccount,
     UsageReport,
 )
+from tests.support import account_view
 from tests.workflows.enrollment_test import CSM, FIELDS, FORM, REVIEWER
 from workflows.account import MemberAccountWorkflow
 from workflows.names import account_workflow_id
@@ -77,7 +78,9 @@ class Run:
     fakes: Fakes
     task_queue: str
 
-    async def start(self, end_in_days: float, **changes: Any) -> WorkflowHandle[Any, Any]:
+    async def start(
+        self, end_in_days: float, *, events_per_run: int = 1000, **changes: Any
+    ) -> WorkflowHandle[Any, Any]:
         today = (await self.now()).date()
         end = today + timedelta(days=end_in_days)
         fields = FIELDS.model_copy(update={"service_end_date": end, **changes})
@@ -92,6 +95,7 @@ class Run:
                 created_by=CSM,
                 service_start_date=today,
                 warning_offsets=WARNINGS,
+                events_per_run=events_per_run,
             ),
             id=account_workflow_id(account_id),
             task_queue=self.task_queue,
@@ -237,19 +241,7 @@ async def test_display_users_purchased_is_for_customers_only(run: Run) -> None:
 def test_ends_at_is_midnight_utc() -> None:
     from workflows.account import ends_at
 
-    view = AccountView(
-        id="a",
-        enrollment_id="a",
-        status=AccountStatus.active,
-        organization_name="Acme",
-        member_type=FIELDS.member_type,
-        service_start_date=date(2026, 1, 1),
-        service_end_date=date(2027, 1, 1),
-        display_users_purchased=False,
-        users_purchased=None,
-        corporate_contact_email="pat@acme.example",
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
+    view = account_view(service_end_date=date(2027, 1, 1))
     assert ends_at(view) == datetime(2027, 1, 1, tzinfo=UTC)
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from domain.models import (
-    AccountStatus,
-    AccountView,
     AdministratorStatus,
     AdministratorView,
     EnrollmentStatus,
     EnrollmentView,
-    MemberType,
     TimelineEvent,
 )
+from tests.support import account_view
 from tests.workflows.enrollment_test import FIELDS
 from workflows.details import account_details, administrator_details, enrollment_details
 
@@ -41,19 +39,9 @@ def test_a_new_enrollment_shows_its_next_reminder_deadline_and_timeline() -> Non
 
 
 def test_an_account_shows_its_end_date_users_and_last_event() -> None:
-    view = AccountView(
-        id="a1",
-        enrollment_id="e1",
-        status=AccountStatus.active,
-        organization_name="Acme Widgets Ltd",
-        member_type=MemberType.customer,
-        service_start_date=date(2026, 1, 1),
-        service_end_date=date(2030, 1, 1),
-        display_users_purchased=True,
+    view = account_view(
         users_purchased=1500,
         users_existing=1200,
-        corporate_contact_email="pat@acme.example",
-        created_at=AT,
         timeline=[TimelineEvent(at=AT, event="edited", actor="csm@provider.example")],
     )
     assert account_details(view) == (
