@@ -330,18 +330,19 @@ class EnrollmentWorkflow:
             await self._close_links(f"edited-{self._events}")
             self._mailer.drop_stale()
             if not before.bounced:  # an address that bounced has nobody to tell
-                await self._email(
-                    EmailKind.contact_changed,
-                    [before.corporate_contact_email],
-                    f"contact-changed-{self._events}",
-                    view=before,
-                )
+                await self._tell_old_contact(before)
             if change.send_invitation:
                 self._queue_invitation()
             else:
                 await self._record("link rotated", SYSTEM, "not sent: the CSM will resend when ready")
         self._epoch += 1
         return self._view
+
+    async def _tell_old_contact(self, before: EnrollmentView) -> None:
+        """The courtesy email to the address the edit replaced."""
+        await self._email(
+            EmailKind.contact_changed, [before.corporate_contact_email], f"contact-changed-{self._events}", view=before
+        )
 
     @edit.validator
     @checked_once
@@ -776,12 +777,7 @@ class EnrollmentWorkflow:
             self._view = before
             raise (err.cause if isinstance(err.cause, ApplicationError) else err) from None
         if contact_changed and before.status == EnrollmentStatus.new:
-            await self._email(
-                EmailKind.contact_changed,
-                [before.corporate_contact_email],
-                f"contact-changed-{self._events}",
-                view=before,
-            )
+            await self._tell_old_contact(before)
             if change.send_invitation:
                 await self._invite_before_best_effort_mail(rotate=True)
             else:
