@@ -3,7 +3,9 @@
 Every role decision of the API, the portal and the CLI asks this module, and nothing else. Resource-level
 rules come on top of the table: a reseller, customer or manufacturer user sees only its own member account (and
 a reseller its customers'), in `may_see` and `may_see_rollup`; a member role manages the administrators of its
-own account alone, in `may_manage_administrators`.
+own account alone, in `may_manage_administrators`; a reseller (a partner, `customers.enroll`) sees, creates and
+changes the enrollments of its own customers alone, in `enrollment_scope`, `may_see_enrollment` and
+`partner_refusal`.
 docs/access.md is the matrix of every endpoint and page against every role;
 tests/security/access_matrix_test.py walks it.
 """
@@ -30,6 +32,7 @@ class Permission(StrEnum):
     mail_events = "mail.events"
     mail_health = "mail.health"
     administrators_manage = "administrators.manage"
+    customers_enroll = "customers.enroll"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ PERMISSIONS: Mapping[Permission, Grant] = {
     Permission.mail_events: Grant(frozenset({Role.admin, Role.mail_events}), "report on sent emails"),
     Permission.mail_health: Grant(_ADMINS, "see the mail relay's replies"),
     Permission.administrators_manage: Grant(_CREATORS | MEMBERS, "manage the administrators of member accounts"),
+    Permission.customers_enroll: Grant(
+        frozenset({Role.reseller}), "enroll customers under its own reseller account and manage their enrollments"
+    ),
 }
 
 
@@ -78,6 +84,13 @@ def refusal(role: str, permission: Permission) -> str:
 STAFF = roles_with(Permission.enrollments_read)
 CREATORS = roles_with(Permission.enrollments_create)
 REVIEWERS = roles_with(Permission.enrollments_review)
+PARTNERS = roles_with(Permission.customers_enroll)
+"""The member roles that enroll customers of their own (a reseller's administrators): `may_see_enrollment`
+and `partner_refusal` scope them to their own reseller account."""
+ENROLLERS = CREATORS | PARTNERS
+"""Who may create enrollments and change them before review: staff creators any, partners their customers'."""
+ENROLLMENT_READERS = STAFF | PARTNERS
+"""Who may see enrollments: staff all of them, partners their customers' (`may_see_enrollment`)."""
 
 
 class Viewer(Protocol):
@@ -118,3 +131,53 @@ def may_manage_administrators(viewer: Viewer, account_id: str) -> bool:
     if viewer.role in MEMBERS:
         return bool(viewer.account_id) and viewer.account_id == account_id
     return allows(viewer.role, Permission.administrators_manage)
+
+
+def enrollment_scope(viewer: Viewer) -> str | None:
+    """The reseller account whose customers' enrollments alone `viewer` sees: None for staff (every
+    enrollment); a partner's own account ("" when it has none, which matches no enrollment)."""
+    if viewer.role in STAFF:
+        return None
+    return viewer.account_id or ""
+
+
+def may_see_enrollment(viewer: Viewer, reseller_account_id: str | None) -> bool:
+    """Staff: every enrollment. A partner (reseller user): those naming its own reseller account. Nobody else."""
+    if viewer.role in STAFF:
+        return True
+    if viewer.role not in PARTNERS or not viewer.account_id:
+        return False
+    return reseller_account_id == viewer.account_id
+
+
+ONLY_CUSTOMERS = "A reseller enrolls customers only: member_type must be customer."
+OWN_RESELLER = (
+    "A reseller enrolls customers under its own reseller account only: reseller_account_id must be {own} or left out."
+)
+NOT_ACTIVE = (
+    "Your reseller account is {status}: it may not enroll customers or change their enrollments until it is "
+    "Active again. Ask your provider's Client Services contact."
+)
+NO_ACCOUNT = (
+    "Your user is not bound to an Active reseller account, so it may not enroll customers. Ask your provider's "
+    "Client Services contact."
+)
+
+
+def partner_refusal(
+    viewer: Viewer, *, member_type: str, reseller_account_id: str | None, account_status: str | None
+) -> str | None:
+    """Why a partner may not create (or keep, after an edit) an enrollment of `member_type` naming
+    `reseller_account_id` while its own reseller account is in `account_status` (None: no such reseller
+    account): the rule's sentence, or None when it may. Staff creators are not partners: always None."""
+    if viewer.role not in PARTNERS:
+        return None
+    if not viewer.account_id or account_status is None:
+        return NO_ACCOUNT
+    if account_status != "Active":
+        return NOT_ACTIVE.format(status=account_status)
+    if member_type != "customer":
+        return ONLY_CUSTOMERS
+    if reseller_account_id not in (None, viewer.account_id):
+        return OWN_RESELLER.format(own=viewer.account_id)
+    return None

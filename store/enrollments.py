@@ -190,11 +190,15 @@ async def list_enrollments(
     status: EnrollmentStatus | None = None,
     member_type: str | None = None,
     q: str | None = None,
+    reseller_account_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[EnrollmentView], str | None]:
-    """Newest first, keyset-paginated on (created_at, id) so deep pages stay as fast as the first."""
+    """Newest first, keyset-paginated on (created_at, id) so deep pages stay as fast as the first;
+    `reseller_account_id`: only the enrollments of customers sold through that reseller."""
     query = select(Enrollment)
+    if reseller_account_id is not None:
+        query = query.where(Enrollment.reseller_account_id == reseller_account_id)
     if status is not None:
         query = query.where(Enrollment.status == status.value)
     if member_type is not None:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from domain.models import EnrollmentStatus, MemberType
 from store.db import transaction
 from store.paging import Position, decode_cursor, encode_cursor, instant, organization_search, page_size
-from store.tables import Enrollment
+from store.tables import Account, Enrollment
 
 
 class Sort(StrEnum):
@@ -39,8 +39,9 @@ SORT_LABELS = {
 }
 
 
-PageQuery = Select[str, str, str, str, str, str, datetime, datetime | None, bool]
-"""id, organization name and key, member type, status, contact email, created at, expires at, bounced."""
+PageQuery = Select[str, str, str, str, str, str, datetime, datetime | None, bool, str | None]
+"""id, organization name and key, member type, status, contact email, created at, expires at, bounced, reseller
+account id."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class EnrollmentRow:
     created_at: datetime
     expires_at: datetime | None
     bounced: bool = False
+    reseller_account_id: str | None = None
+    reseller_name: str | None = None
+    """The organization name of the reseller a customer is sold through ("via <reseller>" in the table)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ def page_query(
     sort: Sort = Sort.newest,
     limit: int = 50,
     cursor: str | None = None,
+    reseller_account_id: str | None = None,
 ) -> tuple[PageQuery, bool]:
     """The SELECT of one page (limit + 1 rows, to tell whether there are more), and whether it walks backwards."""
     column = _key_column(sort)
@@ -112,7 +117,10 @@ def page_query(
         Enrollment.created_at,
         Enrollment.expires_at,
         Enrollment.bounced,
+        Enrollment.reseller_account_id,
     )
+    if reseller_account_id is not None:
+        query = query.where(Enrollment.reseller_account_id == reseller_account_id)
     if status is not None:
         query = query.where(Enrollment.status == status.value)
     if member_type is not None:
@@ -141,14 +149,30 @@ async def enrollment_page(
     sort: Sort = Sort.newest,
     limit: int = 50,
     cursor: str | None = None,
+    reseller_account_id: str | None = None,
 ) -> EnrollmentPage:
-    """One page of the table; `cursor` is a `next_cursor` or `previous_cursor` of an earlier page."""
+    """One page of the table; `cursor` is a `next_cursor` or `previous_cursor` of an earlier page;
+    `reseller_account_id`: only the customers sold through that reseller (a partner's own table)."""
     limit = page_size(limit)
     query, backwards = page_query(
-        url=url, status=status, member_type=member_type, q=q, sort=sort, limit=limit, cursor=cursor
+        url=url,
+        status=status,
+        member_type=member_type,
+        q=q,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+        reseller_account_id=reseller_account_id,
     )
     async with transaction(url) as session:
         found = list((await session.execute(query)).all())
+        resellers = {r.reseller_account_id for r in found[:limit] if r.reseller_account_id}
+        names: dict[str, str] = {}
+        if resellers:
+            named = await session.execute(
+                select(Account.id, Account.organization_name).where(Account.id.in_(sorted(resellers)))
+            )
+            names = {account_id: name for account_id, name in named.all()}
     more = len(found) > limit
     found = found[:limit]
     if backwards:
@@ -163,6 +187,8 @@ async def enrollment_page(
             created_at=r.created_at,
             expires_at=r.expires_at,
             bounced=r.bounced,
+            reseller_account_id=r.reseller_account_id,
+            reseller_name=names.get(r.reseller_account_id) if r.reseller_account_id else None,
         )
         for r in found
     ]

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import QueryParams
 
-from domain.access import CREATORS, REVIEWERS, STAFF, Permission, allows, may_see
+from domain.access import CREATORS, REVIEWERS, STAFF, Permission, allows, may_see, may_see_enrollment
 from domain.models import EnrollmentStatus, EnrollmentView, FieldError, MemberType, Role
 from domain.rules import ACCOUNT_FIELDS
 from domain.settings import Settings
@@ -180,6 +180,14 @@ async def enrollment_or_404(settings: Settings, enrollment_id: str) -> Enrollmen
     return view
 
 
+async def reseller_name(settings: Settings, reseller_account_id: str | None) -> str | None:
+    """The organization name of an enrollment's reseller account, for "via <reseller>" and the summary."""
+    if not reseller_account_id:
+        return None
+    account = await account_store.get_account(settings.effective_database_url, reseller_account_id)
+    return account.organization_name if account is not None else None
+
+
 async def account_home(settings: Settings, user: User) -> str | None:
     """A reseller or customer user's own page once their member account exists: its roll-up or its summary."""
     if user.role in STAFF or not user.account_id:
@@ -211,11 +219,15 @@ def form_text(form: Mapping[str, Any], name: str) -> str | None:
 
 async def may_see_record(settings: Settings, viewer: User, path: str, record_id: str) -> bool:
     """Whether `viewer` may see the record a status message on the page at `path` is about: a member account
-    on the account pages (`may_see`, as in the API), else an enrollment (staff only)."""
+    on the account pages (`may_see`, as in the API), else an enrollment (staff: any; a reseller user: its
+    customers')."""
     if path == "/accounts" or path.startswith("/accounts/"):
         account = await account_store.get_account(settings.effective_database_url, record_id[:64])
         return account is not None and may_see(viewer, account)
-    return allows(viewer.role, Permission.enrollments_read)
+    if allows(viewer.role, Permission.enrollments_read):
+        return True
+    view = await enrollment_store.get_enrollment(settings.effective_database_url, record_id[:64])
+    return view is not None and may_see_enrollment(viewer, view.reseller_account_id)
 
 
 async def drop_unseen_record(request: Request) -> None:

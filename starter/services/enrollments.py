@@ -23,6 +23,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.access import Viewer, enrollment_scope, may_see_enrollment, partner_refusal
 from domain.models import (
     AccountFields,
     Actor,
@@ -66,6 +67,12 @@ DEAD_LINK = (
 )
 
 
+class PartnerRefused(ServiceError):
+    """A partner (a reseller's administrator) asked for what its rules refuse: the sentence names the rule."""
+
+    status = 403
+
+
 def enrollment_id_for(user_id: str, idempotency_key: str | None) -> str:
     """A fresh id, or the same id for the same user and Idempotency-Key (so retries find one enrollment)."""
     if idempotency_key is None:
@@ -78,6 +85,57 @@ async def check_reseller(url: str, reseller_account_id: str | None) -> None:
     problem = await accounts_store.reseller_problem(url, reseller_account_id)
     if problem is not None:
         raise InvalidInput([problem])
+
+
+async def check_partner(url: str, viewer: Viewer, member_type: str, reseller_account_id: str | None) -> None:
+    """For a partner: its reseller account must be Active, the member type customer and the reseller its own
+    (`domain.access.partner_refusal`); else `PartnerRefused` naming the rule. Staff: nothing to check."""
+    if enrollment_scope(viewer) is None:
+        return
+    status = None
+    if viewer.account_id:
+        account = await accounts_store.get_account(url, viewer.account_id[:64])
+        if account is not None and account.member_type == MemberType.reseller:
+            status = account.status.value
+    problem = partner_refusal(
+        viewer, member_type=member_type, reseller_account_id=reseller_account_id, account_status=status
+    )
+    if problem is not None:
+        raise PartnerRefused(problem)
+
+
+async def visible_enrollment(url: str, viewer: Viewer, enrollment_id: str) -> EnrollmentView:
+    """The enrollment, if `viewer` may see it (`may_see_enrollment`); otherwise the same 404 as for an id that
+    does not exist, so a partner cannot tell another reseller's enrollment from none. Read from the store alone
+    (pages that only show an enrollment work while Temporal is down)."""
+    view = await store.get_enrollment(url, enrollment_id[:64])
+    if view is None or not may_see_enrollment(viewer, view.reseller_account_id):
+        raise NotFound(f"No enrollment has the id {enrollment_id[:64]}.")
+    return view
+
+
+async def changeable_enrollment(url: str, viewer: Viewer, enrollment_id: str) -> EnrollmentView:
+    """An enrollment `viewer` may change: one it may see (404 otherwise), and for a partner, while its reseller
+    account is Active (403)."""
+    view = await visible_enrollment(url, viewer, enrollment_id)
+    await check_partner(url, viewer, view.member_type.value, view.reseller_account_id)
+    return view
+
+
+PARTNER_DUPLICATE = (
+    "An open enrollment or active member account already exists for this organization name. If it should be "
+    "your customer, ask your provider's Client Services contact."
+)
+
+
+async def duplicate_for(url: str, viewer: Viewer | None, holder: str) -> str:
+    """The Conflict of a taken organization name: it names the enrollment that holds it only to whoever may
+    see that enrollment (a partner is not told another reseller's, or a direct customer's, enrollment id)."""
+    if viewer is not None and enrollment_scope(viewer) is not None:
+        theirs = await store.get_enrollment(url, holder)
+        if theirs is None or not may_see_enrollment(viewer, theirs.reseller_account_id):
+            return PARTNER_DUPLICATE
+    return duplicate_message(holder)
 
 
 def new_account_fields(raw: Mapping[str, Any], *, free_mail: Collection[str]) -> AccountFields:
@@ -122,11 +180,20 @@ class EnrollmentService:
         *,
         user_id: str,
         idempotency_key: str | None = None,
+        viewer: Viewer | None = None,
     ) -> tuple[EnrollmentView, bool]:
         """Start an enrollment from checked fields, or raw ones to check; (the enrollment, True if this call
-        created it)."""
+        created it). A partner `viewer` (a reseller's administrator) creates customers of its own Active
+        reseller account only (`PartnerRefused` otherwise), and its `reseller_account_id` defaults to that."""
         if not isinstance(fields, AccountFields):
+            if viewer is not None:  # a forged member type or reseller is refused by its rule, before field rules
+                member_type, reseller = fields.get("member_type"), fields.get("reseller_account_id")
+                await self.check_partner(viewer, str(member_type or "customer"), str(reseller) if reseller else None)
             fields = new_account_fields(fields, free_mail=self.settings.free_mail)
+        if viewer is not None:
+            await self.check_partner(viewer, fields.member_type.value, fields.reseller_account_id)
+            if enrollment_scope(viewer) is not None:
+                fields = fields.model_copy(update={"reseller_account_id": viewer.account_id})
         enrollment_id = enrollment_id_for(user_id, idempotency_key)
         if idempotency_key is not None:
             existing = await store.get_enrollment(self.url, enrollment_id)
@@ -135,7 +202,7 @@ class EnrollmentService:
         await check_reseller(self.url, fields.reseller_account_id)
         holder = await store.find_claim(self.url, fields.organization_name)
         if holder is not None and holder != enrollment_id:
-            raise Conflict(duplicate_message(holder))
+            raise Conflict(await duplicate_for(self.url, viewer, holder))
         start = WithStartWorkflowOperation(
             EnrollmentWorkflow.run,
             EnrollmentInput(enrollment_id=enrollment_id, fields=fields, created_by=actor, schedule=self.schedule()),
@@ -171,25 +238,55 @@ class EnrollmentService:
             return existing, False
         return view, True
 
-    async def resend(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
+    async def check_partner(self, viewer: Viewer, member_type: str, reseller_account_id: str | None) -> None:
+        await check_partner(self.url, viewer, member_type, reseller_account_id)
+
+    async def visible(self, viewer: Viewer, enrollment_id: str) -> EnrollmentView:
+        return await visible_enrollment(self.url, viewer, enrollment_id)
+
+    async def changeable(self, viewer: Viewer, enrollment_id: str) -> EnrollmentView:
+        return await changeable_enrollment(self.url, viewer, enrollment_id)
+
+    async def resend(
+        self, enrollment_id: str, actor: Actor, audit_note: object, *, viewer: Viewer | None = None
+    ) -> EnrollmentView:
+        if viewer is not None:
+            await self.changeable(viewer, enrollment_id)
         action = CsmAction(actor=actor, audit_note=check_note(audit_note))
         return await self.updates.run(enrollment_id, EnrollmentAction.resend, EnrollmentWorkflow.resend, action)
 
-    async def cancel(self, enrollment_id: str, actor: Actor, audit_note: object) -> EnrollmentView:
+    async def cancel(
+        self, enrollment_id: str, actor: Actor, audit_note: object, *, viewer: Viewer | None = None
+    ) -> EnrollmentView:
+        if viewer is not None:
+            await self.changeable(viewer, enrollment_id)
         action = CsmAction(actor=actor, audit_note=check_note(audit_note))
         return await self.updates.run(enrollment_id, EnrollmentAction.cancel, EnrollmentWorkflow.cancel, action)
 
     async def edit(
-        self, enrollment_id: str, actor: Actor, changes: Mapping[str, Any], *, send_invitation: bool = True
+        self,
+        enrollment_id: str,
+        actor: Actor,
+        changes: Mapping[str, Any],
+        *,
+        send_invitation: bool = True,
+        viewer: Viewer | None = None,
     ) -> EnrollmentView:
-        """Apply the changed fields (the rest stay), with the required audit note."""
+        """Apply the changed fields (the rest stay), with the required audit note. A partner `viewer` changes
+        its own customers' enrollments only (404 for any other), and they stay its customers (403)."""
         changes = dict(changes)
+        current = await (self.changeable(viewer, enrollment_id) if viewer is not None else self.get(enrollment_id))
         note = check_note(changes.pop("audit_note", None))
-        current = await self.get(enrollment_id)
+        if viewer is not None:  # a forged member type or reseller is refused by its rule, before the field rules
+            member_type = changes.get("member_type", current.member_type.value)
+            reseller = changes.get("reseller_account_id", current.reseller_account_id)
+            await self.check_partner(viewer, str(member_type), str(reseller) if reseller else "")
         fields, errors = edited_fields(current, changes, free_mail=self.settings.free_mail)
         if errors:
             raise InvalidInput(errors)
         assert fields is not None
+        if viewer is not None:
+            await self.check_partner(viewer, fields.member_type.value, fields.reseller_account_id or "")
         await check_reseller(self.url, fields.reseller_account_id)
         edit = EditEnrollment(actor=actor, fields=fields, audit_note=note, send_invitation=send_invitation)
         return await self.updates.run(enrollment_id, EnrollmentAction.edit, EnrollmentWorkflow.edit, edit)
@@ -262,14 +359,24 @@ class EnrollmentService:
         status: EnrollmentStatus | None = None,
         member_type: MemberType | None = None,
         q: str | None = None,
+        reseller_account_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        viewer: Viewer | None = None,
     ) -> tuple[list[EnrollmentView], str | None]:
+        """Newest first. A partner `viewer` sees its own customers' enrollments only, whatever
+        `reseller_account_id` it asks for (another reseller's id finds nothing)."""
+        scope = enrollment_scope(viewer) if viewer is not None else None
+        if scope is not None:
+            if reseller_account_id not in (None, scope):
+                return [], None
+            reseller_account_id = scope
         return await store.list_enrollments(
             self.url,
             status=status,
             member_type=member_type.value if member_type else None,
             q=q,
+            reseller_account_id=reseller_account_id,
             limit=limit,
             cursor=cursor,
         )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from starter.deps import SettingsDep
-from starter.portal.common import PortalRoute, done_message, form_text, page, redirect
+from starter.portal.common import PortalRoute, account_home, done_message, form_text, page, redirect
 from starter.portal.session import (
     PartialUser,
     PortalUser,
@@ -81,6 +81,8 @@ async def signin(request: Request, settings: SettingsDep, session: SessionDep) -
         request.state.portal_csrf = session.csrf
         context = {"next": target, "email": email, "problem": SIGN_IN_REFUSED, "message": None}
         return page(request, "portal/signin.html", context, status_code=401)
+    if target == HOME:  # a reseller or customer user starts on its own page (a reseller: its customers' roll-up)
+        target = await account_home(settings, user) or HOME
     location, complete = step_after_password(settings, user, target)
     response = redirect(location)
     if complete:

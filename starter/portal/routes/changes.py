@@ -13,22 +13,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.models import EnrollmentStatus, EnrollmentView
+from domain.settings import Settings
 from domain.status import EnrollmentAction, enrollment_refusal
 from starter.deps import ServiceDep, SettingsDep, actor_of
 from starter.portal.common import (
     ERROR_TARGETS,
     PortalRoute,
     account_fields_of,
-    enrollment_or_404,
     errors_by_field,
     form_text,
     page,
     redirect,
     refusal,
 )
-from starter.portal.session import PortalCreator
-from starter.services.enrollments import edited_fields
+from starter.portal.partners import PortalEnroller, partner_account
+from starter.services.enrollments import changeable_enrollment, edited_fields
 from starter.services.errors import Conflict, InvalidInput, Unavailable, check_note
+from store.tables import User
 
 router = APIRouter(include_in_schema=False, route_class=PortalRoute)
 
@@ -53,17 +54,29 @@ def values_of(view: EnrollmentView) -> dict[str, str]:
     }
 
 
-def edit_page(
-    request: Request, view: EnrollmentView, values: dict[str, Any], errors: dict[str, str], status: int = 200
+async def changeable(settings: Settings, user: User, enrollment_id: str) -> EnrollmentView:
+    """The enrollment, if `user` may change it: a partner's own customers' alone (404 for any other, 403 naming
+    the rule while its reseller account is not Active); staff creators any."""
+    return await changeable_enrollment(settings.effective_database_url, user, enrollment_id)
+
+
+async def edit_page(
+    request: Request,
+    view: EnrollmentView,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
 ) -> HTMLResponse:
-    context = {"e": view, "values": values, "errors": errors, "error_targets": ERROR_TARGETS}
+    user: User = request.state.portal_user
+    partner = await partner_account(request.app.state.settings, user)
+    context = {"e": view, "values": values, "errors": errors, "error_targets": ERROR_TARGETS, "partner": partner}
     return page(request, "portal/edit.html", context, status_code=status)
 
 
 @router.get("/enrollments/{enrollment_id}/edit", response_class=HTMLResponse)
-async def edit_form(request: Request, enrollment_id: str, user: PortalCreator, settings: SettingsDep) -> Response:
-    view = await enrollment_or_404(settings, enrollment_id)
-    return refused(request, view, EnrollmentAction.edit) or edit_page(request, view, values_of(view), {})
+async def edit_form(request: Request, enrollment_id: str, user: PortalEnroller, settings: SettingsDep) -> Response:
+    view = await changeable(settings, user, enrollment_id)
+    return refused(request, view, EnrollmentAction.edit) or await edit_page(request, view, values_of(view), {})
 
 
 def check_edit(
@@ -83,9 +96,9 @@ def check_edit(
 
 @router.post("/enrollments/{enrollment_id}/edit", response_class=HTMLResponse)
 async def edit(
-    request: Request, enrollment_id: str, user: PortalCreator, service: ServiceDep, settings: SettingsDep
+    request: Request, enrollment_id: str, user: PortalEnroller, service: ServiceDep, settings: SettingsDep
 ) -> Response:
-    view = await enrollment_or_404(settings, enrollment_id)
+    view = await changeable(settings, user, enrollment_id)
     if (refusal_page := refused(request, view, EnrollmentAction.edit)) is not None:
         return refusal_page
     form = await request.form()
@@ -95,34 +108,36 @@ async def edit(
     values = {**changes, "audit_note": note or ""}
     errors, contact_changed = check_edit(view, changes, note, settings.free_mail)
     if errors or send == "back":
-        return edit_page(request, view, values, errors, status=422 if errors else 200)
+        return await edit_page(request, view, values, errors, status=422 if errors else 200)
     ask = contact_changed and view.status == EnrollmentStatus.new
     if ask and send not in ("yes", "no"):
         context = {"e": view, "values": values, "new_email": changes.get("corporate_contact_email", "").strip()}
         return page(request, "portal/edit_send.html", context)
     try:
-        await service.edit(view.id, actor_of(user), {**changes, "audit_note": note}, send_invitation=send != "no")
+        await service.edit(
+            view.id, actor_of(user), {**changes, "audit_note": note}, send_invitation=send != "no", viewer=user
+        )
     except InvalidInput as exc:
-        return edit_page(request, view, values, errors_by_field(exc.errors), status=422)
+        return await edit_page(request, view, values, errors_by_field(exc.errors), status=422)
     done = ("edited_sent" if send != "no" else "edited_not_sent") if ask else "edited"
     return redirect(f"/enrollments/{view.id}?done={done}&id={view.id}")
 
 
 @router.get("/enrollments/{enrollment_id}/delete", response_class=HTMLResponse)
-async def delete_form(request: Request, enrollment_id: str, user: PortalCreator, settings: SettingsDep) -> Response:
-    view = await enrollment_or_404(settings, enrollment_id)
+async def delete_form(request: Request, enrollment_id: str, user: PortalEnroller, settings: SettingsDep) -> Response:
+    view = await changeable(settings, user, enrollment_id)
     return refused(request, view, EnrollmentAction.cancel) or page(request, "portal/delete.html", {"e": view})
 
 
 @router.post("/enrollments/{enrollment_id}/delete", response_class=HTMLResponse)
 async def delete(
-    request: Request, enrollment_id: str, user: PortalCreator, service: ServiceDep, settings: SettingsDep
+    request: Request, enrollment_id: str, user: PortalEnroller, service: ServiceDep, settings: SettingsDep
 ) -> Response:
-    view = await enrollment_or_404(settings, enrollment_id)
+    view = await changeable(settings, user, enrollment_id)
     form = await request.form()
     note = form_text(form, "audit_note")
     try:
-        await service.cancel(view.id, actor_of(user), note)
+        await service.cancel(view.id, actor_of(user), note, viewer=user)
     except InvalidInput as exc:
         context = {"e": view, "values": {"audit_note": note or ""}, "errors": errors_by_field(exc.errors)}
         return page(request, "portal/delete.html", context, status_code=422)
@@ -130,17 +145,17 @@ async def delete(
 
 
 @router.get("/enrollments/{enrollment_id}/resend", response_class=HTMLResponse)
-async def resend_form(request: Request, enrollment_id: str, user: PortalCreator, settings: SettingsDep) -> Response:
-    view = await enrollment_or_404(settings, enrollment_id)
+async def resend_form(request: Request, enrollment_id: str, user: PortalEnroller, settings: SettingsDep) -> Response:
+    view = await changeable(settings, user, enrollment_id)
     context = {"e": view, "deadline": datetime.now(UTC) + settings.enrollment_ttl}
     return refused(request, view, EnrollmentAction.resend) or page(request, "portal/resend.html", context)
 
 
 @router.post("/enrollments/{enrollment_id}/resend", response_class=HTMLResponse)
 async def resend(
-    request: Request, enrollment_id: str, user: PortalCreator, service: ServiceDep, settings: SettingsDep
+    request: Request, enrollment_id: str, user: PortalEnroller, service: ServiceDep, settings: SettingsDep
 ) -> Response:
-    view = await enrollment_or_404(settings, enrollment_id)
+    view = await changeable(settings, user, enrollment_id)
     form = await request.form()
     note = (form_text(form, "audit_note") or "").strip() or "invitation resent"
     context: dict[str, Any] = {
@@ -149,7 +164,7 @@ async def resend(
         "values": {"audit_note": note},
     }
     try:
-        await service.resend(view.id, actor_of(user), note)
+        await service.resend(view.id, actor_of(user), note, viewer=user)
     except InvalidInput as exc:
         context["errors"] = errors_by_field(exc.errors)
         return page(request, "portal/resend.html", context, status_code=422)

@@ -18,6 +18,7 @@ from starter.portal.common import (
     form_text,
     page,
     redirect,
+    reseller_name,
 )
 from starter.portal.session import PortalReviewer
 from starter.services.errors import InvalidInput
@@ -51,6 +52,7 @@ async def review_page(
     values = {"reason": form_text(await request.form(), "reason") or ""} if request.method == "POST" else {}
     context = {
         "e": view,
+        "reseller_name": await reseller_name(settings, view.reseller_account_id),
         "errors": errors or {},
         "values": values,
         "message": await done_message(request, settings),
