@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -227,8 +228,38 @@ async def _store_accepted(
     )
 
 
-async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailResult:
-    """Send `request` unless the outbox already recorded a send under `key`.
+async def deliver(settings: Settings, request: EmailRequest, key: str, *, also_to: Sequence[str] = ()) -> EmailResult:
+    """Send `request` unless the outbox already recorded a send under `key`; see `_deliver`.
+
+    `also_to`: recipients the workflow never saw, worked out at send time (a reseller's administrators on their
+    customer's service-end notices), so that no address of theirs enters a workflow's history. They get the same
+    message as blind copies (in the envelope, not in `To`). The first attempt records its whole set in the
+    outbox, and every retry sends to that set, less whoever already has it: nobody twice, nobody added or dropped
+    halfway. What the relay refused of them stays in the outbox; the result the workflow keeps names only the
+    recipients it addressed itself."""
+    addressed = {address.lower() for address in request.to}
+    extra = [address for address in dict.fromkeys(also_to) if address.lower() not in addressed]
+    result = await _deliver(settings, request, key, [*request.to, *extra], addressed)
+    if len(result.refused) == len(_addressed_only(result.refused, addressed)):
+        return result
+    return result.model_copy(update={"refused": _addressed_only(result.refused, addressed)})
+
+
+def _addressed_only(refused: Sequence[str], addressed: set[str]) -> list[str]:
+    """The refusals (`address: reply`) of the recipients the workflow addressed itself."""
+    return [line for line in refused if line.partition(": ")[0].lower() in addressed]
+
+
+def _first_addressed(refused: Sequence[str], addressed: set[str]) -> str:
+    """The refusal a bounce reports: one of an addressed recipient when there is one (every refusal, when all
+    were refused)."""
+    return next(iter(_addressed_only(refused, addressed)), refused[0])
+
+
+async def _deliver(
+    settings: Settings, request: EmailRequest, key: str, recipients: list[str], addressed: set[str]
+) -> EmailResult:
+    """Send `request` to `recipients` unless the outbox already recorded a send under `key`.
 
     Classified like a mail system: a recipient refused for good (5xx at RCPT, or an address with non-ASCII
     characters a relay without SMTPUTF8 can never carry: `NO_SMTPUTF8`) or a message refused for good (a 5xx
@@ -260,16 +291,16 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
         kind=request.kind.value,
         enrollment_id=_enrollment_of(request),
         account_id=_account_of(request),
-        recipients=request.to,
+        recipients=recipients,
         subject=str(message["Subject"]),
         message_id=message_id,
     )
     kind = request.kind.value
-    owed = settled.owed(request.to)
+    owed = settled.owed(settled.recipients or recipients)
     if not owed and settled.delivered:  # every recipient settled by earlier attempts, the send not yet recorded
         return await _sent(url, key, kind, message_id, settled.refused)
     if not owed and settled.refused:  # every recipient was refused for good: the bounce stands
-        reply = settled.refused[0].partition(": ")[2]
+        reply = _first_addressed(settled.refused, addressed).partition(": ")[2]
         code = int(reply[:3]) if reply[:3].isdigit() else 550
         raise ApplicationError(
             f"the mail server refused the recipient: {reply}",
@@ -290,12 +321,13 @@ async def deliver(settings: Settings, request: EmailRequest, key: str) -> EmailR
                 at = datetime.now(UTC)
                 await _record_accepted(url, key, sent_at=at, delivered=[], refused=refused, error=None)
                 return await _sent(url, key, kind, message_id, [*settled.refused, *refused], at)
-            reply = _reply(permanent[0])
+            first = next((r for r in permanent if r.recipient.lower() in addressed), permanent[0])
+            reply = _reply(first)
             await outbox.record_outcome(url, key, sent_at=None, error=reply, state="bounced", refused=refused)
             await outbox.mail_accepted(url)
             raise ApplicationError(
                 f"the mail server refused the recipient: {reply}",
-                permanent[0].code,
+                first.code,
                 reply,
                 type="SmtpRecipientRefused",
                 non_retryable=True,

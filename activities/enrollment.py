@@ -17,7 +17,7 @@ from domain.models import (
     RecordEnrollment,
     ValidateEnrollment,
 )
-from domain.rules import check_account_fields
+from domain.rules import check_account_fields, has_control_characters
 from domain.settings import Settings
 from store import accounts, links, outbox
 from store.enrollments import OrganizationTaken, find_claim, record_enrollment
@@ -30,6 +30,10 @@ def organization_taken(holder: str) -> ApplicationError:
         type="OrganizationTaken",
         non_retryable=True,
     )
+
+
+RESELLER_NOTICES = (EmailKind.service_end_warning, EmailKind.account_expired)
+"""The emails about a customer's account that its reseller's administrators receive as well."""
 
 
 def _key() -> str:
@@ -111,7 +115,17 @@ class EnrollmentActivities:
             )
             if not live and request.current_link_only:
                 return await self._dropped(request)
-        return await deliver(self.settings, request, _key())
+        return await deliver(self.settings, request, _key(), also_to=await self._reseller_copies(request))
+
+    async def _reseller_copies(self, request: EmailRequest) -> list[str]:
+        """A customer's service-end warning and expired notice go to its reseller's active administrators too.
+        Read from the store at send time, so their addresses never enter the workflow's history; the outbox keeps
+        the first attempt's set for every retry (`deliver`)."""
+        account = request.account
+        if request.kind not in RESELLER_NOTICES or account is None or account.reseller_account_id is None:
+            return []
+        recipients = await accounts.reseller_recipients(self.url, account.reseller_account_id)
+        return [address for address in recipients if not has_control_characters(address)]
 
     async def _dropped(self, request: EmailRequest) -> EmailResult:
         activity.logger.info("email %s (%s) dropped: its link is no longer current", _key(), request.kind.value)

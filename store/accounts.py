@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import (
@@ -17,13 +17,14 @@ from domain.models import (
     FieldError,
     MemberType,
     RecordAccount,
+    Role,
     TimelineEvent,
 )
 from domain.rules import organization_key
 from store.db import transaction
 from store.enrollments import account_columns, record_version
 from store.paging import MAX_PAGE, escape_like, newest_first, now
-from store.tables import Account, Enrollment, OrganizationClaim, TimelineEntry
+from store.tables import Account, Enrollment, OrganizationClaim, TimelineEntry, User
 
 PENDING = (EnrollmentStatus.new, EnrollmentStatus.pending_review, EnrollmentStatus.in_review)
 """Enrollments on their way to becoming an account (an Expired one is not, until it is resent)."""
@@ -214,3 +215,61 @@ async def reseller_choices(url: str, limit: int = MAX_PAGE) -> list[tuple[str, s
     )
     async with transaction(url) as session:
         return [(row.id, row.organization_name) for row in await session.execute(query)]
+
+
+@dataclass(frozen=True)
+class CustomerUsage:
+    """Users across a reseller's customers (not Deleted), added up by the database, never row by row.
+
+    `users_purchased` and `users_available` count only the customers that display users purchased (a
+    pay-as-you-go customer has no purchased figure): available is each one's purchased less existing, never
+    below 0, and `users_over` what the others use beyond what they bought. `users_existing` counts every customer;
+    one that never reported usage counts 0 and is in `customers_not_reported`."""
+
+    customers: int
+    customers_displaying_purchased: int
+    customers_not_reported: int
+    users_purchased: int
+    users_existing: int
+    users_available: int
+    users_over: int
+
+
+async def customer_usage(url: str, reseller_account_id: str) -> CustomerUsage:
+    """The reseller's customers' users, totalled in one query (index on `reseller_account_id`)."""
+    displayed = Account.display_users_purchased.is_(True)
+    purchased = func.coalesce(Account.users_purchased, 0)
+    existing = func.coalesce(Account.users_existing, 0)
+    query = select(
+        func.count(),
+        func.sum(case((displayed, 1), else_=0)),
+        func.sum(case((Account.users_existing.is_(None), 1), else_=0)),
+        func.sum(case((displayed, purchased), else_=0)),
+        func.sum(existing),
+        func.sum(case((and_(displayed, purchased > existing), purchased - existing), else_=0)),
+        func.sum(case((and_(displayed, existing > purchased), existing - purchased), else_=0)),
+    ).where(Account.reseller_account_id == reseller_account_id, Account.status != AccountStatus.deleted.value)
+    async with transaction(url) as session:
+        row = (await session.execute(query)).one()
+    return CustomerUsage(*(int(value or 0) for value in row))
+
+
+async def reseller_recipients(url: str, reseller_account_id: str) -> list[str]:
+    """The emails of a reseller account's active administrators (role `reseller`: activated, or made by the CLI
+    or an admin, and not disabled), by address; none once the account is Deleted or is no reseller's."""
+    query = (
+        select(User.email)
+        .join(Account, Account.id == User.account_id)
+        .where(
+            User.account_id == reseller_account_id,
+            User.role == Role.reseller.value,
+            User.disabled.is_(False),
+            User.password_hash != "",
+            or_(User.invitation.is_(None), User.invitation == "activated"),
+            Account.member_type == MemberType.reseller.value,
+            Account.status != AccountStatus.deleted.value,
+        )
+        .order_by(User.email)
+    )
+    async with transaction(url) as session:
+        return list(await session.scalars(query))

@@ -30,6 +30,9 @@ class Settled:
 
     delivered: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)
+    """Everyone the first attempt addressed, as recorded (empty before it): a retry sends to this set, even when
+    the recipients it would work out now differ (a reseller's administrator added or disabled meanwhile)."""
 
     def owed(self, recipients: Sequence[str]) -> list[str]:
         """`recipients` less those settled, in their order."""
@@ -40,6 +43,17 @@ class Settled:
 
 def _lines(text: str | None) -> list[str]:
     return [line for line in (text or "").split("\n") if line]
+
+
+def _addresses(text: str | None) -> list[str]:
+    """The recipients column (`a@x, b@y`) as a list."""
+    return [address.strip() for address in (text or "").split(",") if address.strip()]
+
+
+def _settled(row: OutboxEmail) -> Settled:
+    return Settled(
+        delivered=_lines(row.delivered_to), refused=_lines(row.refused_to), recipients=_addresses(row.recipients)
+    )
 
 
 def _merged(text: str | None, more: Sequence[str]) -> str | None:
@@ -59,11 +73,12 @@ async def record_attempt(
     subject: str,
     message_id: str,
 ) -> Settled:
-    """The attempt about to send under `key` (its row, at the first one); who earlier attempts already settled."""
+    """The attempt about to send under `key` (its row, at the first one, recording `recipients`); who earlier
+    attempts already settled, and whom the first one addressed."""
     async with transaction(url) as session:
         row = await session.get(OutboxEmail, key)
         if row is not None:
-            return Settled(delivered=_lines(row.delivered_to), refused=_lines(row.refused_to))
+            return _settled(row)
         session.add(
             OutboxEmail(
                 key=key,
@@ -86,7 +101,7 @@ async def settled(url: str, key: str) -> Settled:
         row = await session.get(OutboxEmail, key)
         if row is None:
             return Settled()
-        return Settled(delivered=_lines(row.delivered_to), refused=_lines(row.refused_to))
+        return _settled(row)
 
 
 async def record_outcome(

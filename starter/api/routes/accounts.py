@@ -11,6 +11,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from domain.access import STAFF
@@ -18,6 +19,7 @@ from domain.models import AccountStatus, AccountView, MemberType, Role
 from starter.api.body import JsonBodyRoute
 from starter.api.responses import BODY_RESPONSES, CHANGE_RESPONSES
 from starter.api.schemas import AccountEdit, AuditNote, Detail, UsageCount, UsersPurchasedOrder
+from starter.customers_csv import COLUMNS, customers_csv
 from starter.deps import (
     AccountEditor,
     AccountManager,
@@ -27,9 +29,9 @@ from starter.deps import (
     Metering,
     actor_of,
     visible,
-    visible_rollup,
 )
-from starter.services.accounts import AccountSummary, Rollup
+from starter.services.accounts import AccountSummary
+from starter.services.customers import CustomersRollup, customers_rollup, visible_reseller
 from starter.services.errors import NotFound
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"], route_class=JsonBodyRoute)
@@ -41,7 +43,11 @@ class AccountPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("", response_model=AccountPage)
+PARTNER = {"x-partner": True}
+"""The OpenAPI mark of an operation a reseller's (partner's) token may call."""
+
+
+@router.get("", response_model=AccountPage, openapi_extra=PARTNER)
 async def list_accounts(
     user: CurrentUser,
     reader: AccountReaderDep,
@@ -54,8 +60,9 @@ async def list_accounts(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AccountPage:
-    """Newest first; `q` matches part of the organization name. A customer or manufacturer user gets its own
-    account alone; a reseller user only the customers it sold."""
+    """Partners (reseller tokens) may call this. Newest first; `q` matches part of the organization name. A
+    customer or manufacturer user gets its own account alone; a reseller user only the customers it sold (its
+    `reseller_account_id` is then always its own account). Staff filter by reseller with `reseller_account_id`."""
     if user.role not in STAFF and not user.account_id:
         return AccountPage(items=[], next_cursor=None)
     if user.role in (Role.customer, Role.manufacturer):
@@ -81,32 +88,58 @@ async def list_accounts(
     return AccountPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{account_id}", response_model=AccountView, responses={404: {"model": Detail}})
+@router.get("/{account_id}", response_model=AccountView, responses={404: {"model": Detail}}, openapi_extra=PARTNER)
 async def get_account(account_id: str, user: CurrentUser, reader: AccountReaderDep) -> AccountView:
-    """The account; customer and reseller users get it without the timeline (staff audit notes stay internal)."""
+    """Partners (reseller tokens) may call this. The account (a reseller's own, or a customer it sold); customer
+    and reseller users get it without the timeline (staff audit notes stay internal)."""
     account = await visible(reader, user, account_id)
     if user.role not in STAFF:
         return account.model_copy(update={"timeline": []})
     return account
 
 
-@router.get("/{account_id}/summary", response_model=AccountSummary, responses={404: {"model": Detail}})
+@router.get(
+    "/{account_id}/summary", response_model=AccountSummary, responses={404: {"model": Detail}}, openapi_extra=PARTNER
+)
 async def account_summary(account_id: str, user: CurrentUser, reader: AccountReaderDep) -> AccountSummary:
-    """Users purchased, existing and available (purchased/available null unless the account displays them)."""
+    """Partners (reseller tokens) may call this. Users purchased, existing and available of the account (a
+    reseller's own, or a customer it sold; purchased/available null unless the account displays them)."""
     return reader.summary_of(await visible(reader, user, account_id))
 
 
-@router.get("/{account_id}/rollup", response_model=Rollup, responses={404: {"model": Detail}})
+@router.get(
+    "/{account_id}/rollup", response_model=CustomersRollup, responses={404: {"model": Detail}}, openapi_extra=PARTNER
+)
 async def reseller_rollup(
     account_id: str,
     user: CurrentUser,
     reader: AccountReaderDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> Rollup:
-    """A reseller's customers (newest first, not Deleted) and its counts: customers enrolled, enrollments
-    pending (New, Pending Review, In Review) that name it, customers expiring within 30 days."""
-    return await visible_rollup(reader, user, account_id, limit=limit, cursor=cursor)
+) -> CustomersRollup:
+    """Partners (reseller tokens) may call this. A reseller's customers (its own, for a partner; newest
+    first, not Deleted; each with users purchased, existing and available) and its counts: customers enrolled,
+    enrollments pending (New, Pending Review, In Review) that name it, customers expiring within 30 days, and
+    `totals`, the users across all its customers (not just this page). Staff may ask for any reseller; anyone
+    else, and an account that is not a reseller's, gets 404."""
+    return await customers_rollup(reader, user, account_id, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/{account_id}/customers.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": ", ".join(COLUMNS) + "; one row per customer"},
+        404: {"model": Detail},
+    },
+    openapi_extra=PARTNER,
+)
+async def export_customers(account_id: str, user: CurrentUser, reader: AccountReaderDep) -> StreamingResponse:
+    """Partners (reseller tokens) may call this. Every customer of the reseller (its own, for a partner; not
+    Deleted, newest first) as CSV, streamed: the roll-up's figures, empty where a customer does not display
+    users purchased or never reported usage. Same access as the roll-up: 404 for anyone else."""
+    reseller = await visible_reseller(reader, user, account_id)
+    return customers_csv(reader, reseller.id)
 
 
 @router.post("/{account_id}/users-purchased", response_model=AccountView, responses=BODY_CHANGE_RESPONSES)

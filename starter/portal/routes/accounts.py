@@ -12,16 +12,18 @@ from datetime import date
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from domain.access import STAFF, may_manage_administrators
 from domain.models import AccountStatus, AccountView, MemberType, Role
 from domain.settings import Settings
-from starter.deps import AccountReaderDep, SettingsDep, visible, visible_rollup
+from starter.customers_csv import customers_csv
+from starter.deps import AccountReaderDep, SettingsDep, visible
 from starter.portal.allowed_changes import actions_for
 from starter.portal.common import PortalRoute, choice, day, page
 from starter.portal.session import PortalStaff, PortalUser
 from starter.services.accounts import AccountReader
+from starter.services.customers import customers_rollup, visible_reseller
 from starter.services.errors import NotFound
 from store.tables import User
 from workflows.names import account_workflow_id
@@ -98,6 +100,10 @@ async def find_accounts(request: Request, user: PortalStaff, reader: AccountRead
         query = {**shown, **({"cursor": cursor} if cursor else {})}
         return "/accounts" + (f"?{urlencode(query)}" if query else "")
 
+    def link_for_reseller(reseller_account_id: str) -> str:
+        """This search narrowed to one reseller's customers, on its first page."""
+        return "/accounts?" + urlencode({**shown, "reseller_account_id": reseller_account_id})
+
     context = {
         "accounts": found,
         "next_cursor": next_cursor,
@@ -105,6 +111,7 @@ async def find_accounts(request: Request, user: PortalStaff, reader: AccountRead
         "filtered": bool(shown),
         "first_page": cursor is None,
         "link": link,
+        "link_for_reseller": link_for_reseller,
         "resellers": await reader.resellers(),
         "account_statuses": list(AccountStatus),
         "message": await account_done(request, reader),
@@ -158,8 +165,15 @@ async def reseller_of(reader: AccountReader, view: AccountView) -> AccountView |
 async def customers(request: Request, account_id: str, user: PortalUser, reader: AccountReaderDep) -> Response:
     """A reseller's roll-up: its own users see it as their home page; staff reach it from the account."""
     cursor = (request.query_params.get("cursor") or "")[:500] or None
-    rollup = await visible_rollup(reader, user, account_id[:64], limit=PAGE_SIZE, cursor=cursor)
+    rollup = await customers_rollup(reader, user, account_id[:64], limit=PAGE_SIZE, cursor=cursor)
     context: dict[str, object] = {"r": rollup, "first_page": cursor is None, "staff": user.role in STAFF}
     if user.role not in STAFF:
         context["links"] = own_links(user)
     return page(request, "portal/account_customers.html", context)
+
+
+@router.get("/accounts/{account_id}/customers.csv", response_class=StreamingResponse)
+async def customers_export(account_id: str, user: PortalUser, reader: AccountReaderDep) -> StreamingResponse:
+    """The roll-up's customers as CSV (the API's `/api/accounts/{id}/customers.csv`): same access as the page."""
+    reseller = await visible_reseller(reader, user, account_id[:64])
+    return customers_csv(reader, reseller.id)
