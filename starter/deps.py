@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from domain.access import Permission, allows, may_manage_administrators, may_see, may_see_rollup, refusal
+from domain.access import Permission, allows, may_manage_administrators, may_see, refusal
 from domain.models import AccountView, Actor
 from domain.settings import Settings
 from starter.security import request_source
-from starter.services.accounts import AccountReader, AccountService, Rollup
+from starter.services.accounts import AccountReader, AccountService
 from starter.services.administrator_changes import AdministratorChanges
 from starter.services.administrators import AdministratorService
 from starter.services.enrollments import EnrollmentService
 from starter.services.errors import NotFound
+from starter.services.tokens import TokenService
 from store import users
 from store.tables import User
 from workflows.client import connect_for_requests
+
+if TYPE_CHECKING:
+    from starter.portal.ratelimit import RateLimit
 
 
 def get_settings(request: Request) -> Settings:
@@ -69,23 +73,50 @@ def get_administrator_service(settings: SettingsDep, client: ClientDep) -> Admin
 AdministratorServiceDep = Annotated[AdministratorService, Depends(get_administrator_service)]
 
 _bearer = HTTPBearer(auto_error=False)
+TOKEN_REQUESTS_PER_MINUTE = 600
+"""Requests one API token may make in a sliding minute (10 a second on average); over it, 429 with Retry-After.
+Counted per API process, like the contact form's limits (`starter.portal.ratelimit`)."""
+
+
+def token_limit(request: Request) -> RateLimit:
+    """This app's per-token limit (one per API process), keyed by token id."""
+    limit: RateLimit | None = getattr(request.app.state, "token_limit", None)
+    if limit is None:
+        # Here, not at the top: importing the portal package imports its routes, which import this module.
+        from starter.portal.ratelimit import RateLimit
+
+        limit = request.app.state.token_limit = RateLimit(TOKEN_REQUESTS_PER_MINUTE, 60)
+    return limit
 
 
 async def current_user(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    """The user an API token authenticates as: the same row, role and member account as their portal sign-in,
+    so every rule applies alike. Each token is throttled on its own (TOKEN_REQUESTS_PER_MINUTE)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "Sign in: send an API token as 'Authorization: Bearer <token>' (enroll tokens create EMAIL).",
+            "Sign in: send an API token as 'Authorization: Bearer <token>' (create one at /me/tokens in the portal).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    user = await users.user_for_token(settings.effective_database_url, credentials.credentials)
-    if user is None:
+    found = await users.authenticate(settings.effective_database_url, credentials.credentials)
+    if found is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "The API token is unknown, revoked or expired.",
             headers={"WWW-Authenticate": "Bearer"},
+        )
+    token, user = found
+    limit = token_limit(request)
+    wait = limit.hit(token.id)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"This API token made {limit.limit} requests within a minute, its limit. Wait {wait} s and try again.",
+            headers={"Retry-After": str(wait)},
         )
     return user
 
@@ -119,6 +150,13 @@ AuditExporter = Annotated[User, require(Permission.audit_export)]
 AdministratorManager = Annotated[User, require(Permission.administrators_manage)]
 
 
+def get_token_service(settings: SettingsDep) -> TokenService:
+    return TokenService(settings)
+
+
+TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+
+
 def get_account_reader(settings: SettingsDep) -> AccountReader:
     return AccountReader(settings)
 
@@ -132,15 +170,6 @@ async def visible(reader: AccountReader, user: User, account_id: str) -> Account
     if not may_see(user, account):
         raise NotFound(f"No member account has the id {account_id}.")
     return account
-
-
-async def visible_rollup(
-    reader: AccountReader, user: User, account_id: str, *, limit: int = 50, cursor: str | None = None
-) -> Rollup:
-    """A reseller's roll-up, if `user` may see it (a 404 otherwise, and for an account that is no reseller)."""
-    if not may_see_rollup(user, account_id):
-        raise NotFound(f"No reseller account has the id {account_id}.")
-    return await reader.rollup(account_id, limit=limit, cursor=cursor)
 
 
 def get_administrator_changes(settings: SettingsDep) -> AdministratorChanges:

@@ -33,10 +33,16 @@ FAILURES_PER_EMAIL = 5
 FAILURES_PER_ADDRESS = 20  # higher: an office behind one NAT address shares it
 FAILURE_WINDOW = timedelta(minutes=15)
 LOCKED_FOR = timedelta(minutes=15)
+LAST_USED_EVERY = timedelta(minutes=1)
+"""How stale a token's `last_used_at` may get: it is written at most this often."""
 
 
 class UserError(ValueError):
     pass
+
+
+class TooManyTokens(UserError):
+    """The user has as many live tokens as `issue_token` was told to allow."""
 
 
 class _Locked(Exception):
@@ -266,35 +272,66 @@ async def create_token(url: str, email: str, *, expires_at: datetime | None = No
     user = await user_by_email(url, email)
     if user is None:
         raise UserError(f"no user with the email {email}")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token_id = secrets.token_hex(6)
-    async with transaction(url) as session:
-        session.add(
-            ApiToken(
-                id=token_id,
-                user_id=user.id,
-                token_hash=_token_hash(token),
-                created_at=now(),
-                expires_at=expires_at,
-            )
-        )
-        until = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
-        audit.append(session, event="token created", by=by, note=f"token {token_id} of {user.email}{until}")
+    _, token = await issue_token(url, user, expires_at=expires_at, by=by)
     return token
 
 
-async def user_for_token(url: str, token: str) -> User | None:
-    """The enabled user a live token belongs to, else None."""
+async def issue_token(
+    url: str, user: User, *, expires_at: datetime | None = None, by: Actor = SYSTEM, live_at_most: int | None = None
+) -> tuple[ApiToken, str]:
+    """A new bearer token for `user`: its row and the token itself, which is seen this once (only its hash is
+    kept). With `live_at_most`, refused (TooManyTokens) while the user already has that many live tokens; the count
+    and the insert are one transaction that holds the user's row, so two at once cannot both pass."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    at = now()
+    row = ApiToken(
+        id=secrets.token_hex(6), user_id=user.id, token_hash=_token_hash(token), created_at=at, expires_at=expires_at
+    )
+    async with transaction(url) as session:
+        if live_at_most is not None:
+            # A write first, so the count below cannot be raced: it locks the user's row on PostgreSQL, and takes
+            # the database's write lock on SQLite (where FOR UPDATE does nothing and reads take no lock).
+            await session.execute(update(User).where(User.id == user.id).values(session_epoch=User.session_epoch))
+            if len(await _live_tokens(session, user.id, at)) >= live_at_most:
+                raise TooManyTokens(f"{user.email} has {live_at_most} live API tokens already")
+        session.add(row)
+        until = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
+        note = f"token {row.id} of {user.email}{until}"
+        audit.append(session, event="token created", by=by, note=note, account_id=user.account_id)
+    return row, token
+
+
+async def _live_tokens(session: AsyncSession, user_id: str, at: datetime) -> list[ApiToken]:
+    live = and_(
+        ApiToken.user_id == user_id,
+        ApiToken.revoked_at.is_(None),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > _at(at)),
+    )
+    return list(await session.scalars(select(ApiToken).where(live)))
+
+
+async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
+    """The live token and its enabled user, else None. Its last use is written at most once per LAST_USED_EVERY
+    (a busy script does not write on every request)."""
+    at = now()
     async with transaction(url) as session:
         row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
         if row is None or row.revoked_at is not None:
             return None
-        if row.expires_at is not None and row.expires_at <= now():
+        if row.expires_at is not None and row.expires_at <= at:
             return None
         user = await session.get(User, row.user_id)
         if user is None or user.disabled:
             return None
-        return user
+        if row.last_used_at is None or row.last_used_at <= at - LAST_USED_EVERY:
+            row.last_used_at = at
+        return row, user
+
+
+async def user_for_token(url: str, token: str) -> User | None:
+    """The enabled user a live token belongs to, else None."""
+    found = await authenticate(url, token)
+    return found[1] if found else None
 
 
 async def list_users(url: str) -> list[User]:
@@ -324,14 +361,24 @@ async def list_tokens(url: str, email: str | None = None) -> list[tuple[ApiToken
         return [(token, owner) for token, owner in (await session.execute(query)).all()]
 
 
-async def revoke_token(url: str, token_id: str, *, by: Actor = SYSTEM) -> ApiToken:
+async def tokens_of(url: str, user_id: str) -> list[ApiToken]:
+    """One user's tokens, live, expired and revoked (never their secret), newest first."""
+    query = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at.desc(), ApiToken.id)
+    async with transaction(url) as session:
+        return list(await session.scalars(query))
+
+
+async def revoke_token(url: str, token_id: str, *, by: Actor = SYSTEM, owner_id: str | None = None) -> ApiToken:
+    """Revoke a token (it stops working at once); revoking a revoked one changes nothing. With `owner_id`, only
+    a token of that user: another user's token is refused exactly like one that does not exist."""
     async with transaction(url) as session:
         token = await session.get(ApiToken, token_id)
-        if token is None:
+        if token is None or (owner_id is not None and token.user_id != owner_id):
             raise UserError(f"no token with the id {token_id}")
         if token.revoked_at is None:
             token.revoked_at = now()
             owner = await session.get(User, token.user_id)
             note = f"token {token.id} of {owner.email if owner else token.user_id}"
-            audit.append(session, event="token revoked", by=by, note=note)
+            account_id = owner.account_id if owner else None
+            audit.append(session, event="token revoked", by=by, note=note, account_id=account_id)
         return token

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from starter.api.routes import accounts, administrators, audit, enrollments, health, mail_events, metrics
+from starter.api.routes import accounts, administrators, audit, enrollments, health, mail_events, metrics, tokens
 
 router = APIRouter()
-for part in (health, metrics, enrollments, accounts, administrators, audit, mail_events):
+for part in (health, metrics, enrollments, accounts, administrators, tokens, audit, mail_events):
     router.include_router(part.router)

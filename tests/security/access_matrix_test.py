@@ -22,13 +22,18 @@ from starter.dev.api import create_dev_app as create_app
 from starter.dev.mailsink import MailSink
 from starter.portal.common import PortalRoute
 from tests.integration.conftest import Stack
+from tests.security.administrators_test import seed_accounts
 from tests.security.conftest import PASSWORD, Person, person, portal_session, sqlite_stack
 from workflows.codec import new_key_text
 
 PUBLIC = "public"
 SIGNED_IN = "signed in"
-Rule = Permission | str
+Rule = Permission | str | tuple[Permission, ...]
+"""A permission, PUBLIC or SIGNED_IN, or permissions of which any lets one through."""
 P = Permission
+ENROLL = (P.enrollments_create, P.customers_enroll)
+"""Staff creators any enrollment; a partner (reseller user) its own customers' (404 for any other)."""
+READ = (P.enrollments_read, P.customers_enroll)
 
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
@@ -38,12 +43,12 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/static"): PUBLIC,
-    ("POST", "/api/enrollments"): P.enrollments_create,
-    ("GET", "/api/enrollments"): P.enrollments_read,
-    ("GET", "/api/enrollments/{enrollment_id}"): P.enrollments_read,
-    ("PATCH", "/api/enrollments/{enrollment_id}"): P.enrollments_create,
-    ("POST", "/api/enrollments/{enrollment_id}/resend"): P.enrollments_create,
-    ("DELETE", "/api/enrollments/{enrollment_id}"): P.enrollments_create,
+    ("POST", "/api/enrollments"): ENROLL,
+    ("GET", "/api/enrollments"): READ,
+    ("GET", "/api/enrollments/{enrollment_id}"): READ,
+    ("PATCH", "/api/enrollments/{enrollment_id}"): ENROLL,
+    ("POST", "/api/enrollments/{enrollment_id}/resend"): ENROLL,
+    ("DELETE", "/api/enrollments/{enrollment_id}"): ENROLL,
     ("POST", "/api/enrollments/{enrollment_id}/review/start"): P.enrollments_review,
     ("POST", "/api/enrollments/{enrollment_id}/review/approve"): P.enrollments_review,
     ("POST", "/api/enrollments/{enrollment_id}/review/reject"): P.enrollments_review,
@@ -57,6 +62,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/accounts/{account_id}/reactivate"): P.accounts_suspend,
     ("DELETE", "/api/accounts/{account_id}"): P.accounts_suspend,
     ("GET", "/api/accounts/{account_id}/rollup"): SIGNED_IN,
+    ("GET", "/api/accounts/{account_id}/customers.csv"): SIGNED_IN,
+    ("POST", "/api/tokens"): SIGNED_IN,
+    ("GET", "/api/tokens"): SIGNED_IN,
+    ("DELETE", "/api/tokens/{token_id}"): SIGNED_IN,
     ("GET", "/api/accounts/{account_id}/administrators"): P.administrators_manage,
     ("POST", "/api/accounts/{account_id}/administrators"): P.administrators_manage,
     ("POST", "/api/accounts/{account_id}/administrators/{user_id}/resend"): P.administrators_manage,
@@ -91,11 +100,16 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/me/second-factor"): SIGNED_IN,
     ("POST", "/me/second-factor/recovery-codes"): SIGNED_IN,
     ("POST", "/me/second-factor/reset"): SIGNED_IN,
-    ("GET", "/accounts/new"): P.enrollments_create,
-    ("POST", "/accounts/new"): P.enrollments_create,
+    ("GET", "/me/tokens"): SIGNED_IN,
+    ("POST", "/me/tokens"): SIGNED_IN,
+    ("GET", "/me/tokens/{token_id}/revoke"): SIGNED_IN,
+    ("POST", "/me/tokens/{token_id}/revoke"): SIGNED_IN,
+    ("GET", "/accounts/new"): ENROLL,
+    ("POST", "/accounts/new"): ENROLL,
     ("GET", "/accounts"): P.enrollments_read,
     ("GET", "/accounts/{account_id}"): SIGNED_IN,
     ("GET", "/accounts/{account_id}/customers"): SIGNED_IN,
+    ("GET", "/accounts/{account_id}/customers.csv"): SIGNED_IN,
     ("GET", "/accounts/{account_id}/users-purchased"): P.accounts_change,
     ("POST", "/accounts/{account_id}/users-purchased"): P.accounts_change,
     ("GET", "/accounts/{account_id}/display"): P.accounts_change,
@@ -116,15 +130,15 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/accounts/{account_id}/administrators/{user_id}/enable"): P.administrators_manage,
     ("POST", "/accounts/{account_id}/administrators/{user_id}/unlock"): P.administrators_manage,
     ("POST", "/accounts/{account_id}/administrators/{user_id}/reset-second-factor"): P.administrators_manage,
-    ("GET", "/enrollments"): P.enrollments_read,
-    ("GET", "/enrollments/{enrollment_id}"): P.enrollments_read,
-    ("GET", "/enrollments/{enrollment_id}/next-steps"): P.enrollments_create,
-    ("GET", "/enrollments/{enrollment_id}/edit"): P.enrollments_create,
-    ("POST", "/enrollments/{enrollment_id}/edit"): P.enrollments_create,
-    ("GET", "/enrollments/{enrollment_id}/delete"): P.enrollments_create,
-    ("POST", "/enrollments/{enrollment_id}/delete"): P.enrollments_create,
-    ("GET", "/enrollments/{enrollment_id}/resend"): P.enrollments_create,
-    ("POST", "/enrollments/{enrollment_id}/resend"): P.enrollments_create,
+    ("GET", "/enrollments"): READ,
+    ("GET", "/enrollments/{enrollment_id}"): READ,
+    ("GET", "/enrollments/{enrollment_id}/next-steps"): ENROLL,
+    ("GET", "/enrollments/{enrollment_id}/edit"): ENROLL,
+    ("POST", "/enrollments/{enrollment_id}/edit"): ENROLL,
+    ("GET", "/enrollments/{enrollment_id}/delete"): ENROLL,
+    ("POST", "/enrollments/{enrollment_id}/delete"): ENROLL,
+    ("GET", "/enrollments/{enrollment_id}/resend"): ENROLL,
+    ("POST", "/enrollments/{enrollment_id}/resend"): ENROLL,
     ("GET", "/review"): P.enrollments_review,
     ("GET", "/review/{enrollment_id}"): P.enrollments_review,
     ("POST", "/review/{enrollment_id}/start"): P.enrollments_review,
@@ -168,12 +182,16 @@ def routes_of(app: FastAPI) -> dict[tuple[str, str], bool]:
     return found
 
 
+def permissions_of(rule: Rule) -> tuple[Permission, ...]:
+    return rule if isinstance(rule, tuple) else (Permission(rule),)
+
+
 def expected(rule: Rule, role: Role | None) -> str:
     if rule == PUBLIC:
         return "allowed"
     if role is None:
         return "sign in"
-    if rule == SIGNED_IN or role in PERMISSIONS[Permission(rule)].roles:
+    if rule == SIGNED_IN or any(role in PERMISSIONS[Permission(each)].roles for each in permissions_of(rule)):
         return "allowed"
     return "refused"
 
@@ -232,6 +250,7 @@ async def test_every_role_gets_what_the_matrix_says(
 ) -> None:
     extra = {"dev_mailbox": True, "payload_key": new_key_text("k1")}
     async with sqlite_stack(tmp_path, temporal, mail_sink, task_queue, **extra) as stack:
+        await seed_accounts(stack.settings)  # the member users' own accounts, Active (a partner may create)
         people: dict[Role | None, Person | None] = {None: None}
         for each in ROLES:
             people[each] = await person(stack.settings, each)
@@ -262,6 +281,10 @@ def cell(rule: Rule, role: Role | None, portal: bool) -> str:
     }[expected(rule, role)]
 
 
+def rule_name(rule: Rule) -> str:
+    return " or ".join(f"`{each.value}`" for each in permissions_of(rule))
+
+
 def doc_rows() -> list[str]:
     """The permission table, then one row per route: method, path, rule, and each role's answer."""
     rows = [
@@ -272,7 +295,7 @@ def doc_rows() -> list[str]:
     for (method, path), rule in MATRIX.items():
         portal = portal_of.get((method, path), False)
         cells = " | ".join(cell(rule, role, portal) for role in [None, *ROLES])
-        rule_text = rule if rule in (PUBLIC, SIGNED_IN) else f"`{rule}`"
+        rule_text = rule if isinstance(rule, str) and rule in (PUBLIC, SIGNED_IN) else rule_name(rule)
         kind = "portal" if portal else "API" if path.startswith(("/api/", "/codec/")) else "other"
         rows.append(f"| {method} | `{path}` | {kind} | {rule_text} | {cells} |")
     return rows

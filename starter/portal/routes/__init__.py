@@ -17,12 +17,14 @@ from starter.portal.routes import (
     enrollments,
     review,
     second_factor,
+    tokens,
 )
 
 router = APIRouter(include_in_schema=False)
 for part in (
     auth,
     second_factor,
+    tokens,
     activation,
     accounts,
     account_changes,
