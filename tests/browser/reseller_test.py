@@ -7,26 +7,21 @@ partner's roll-up. Another reseller's administrator gets the same 404 as for an 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from domain.models import Role
-from store import users
-from tests.browser.stack import CSM, PASSWORD, REVIEWER, Portal
+from tests.browser.stack import PASSWORD, REVIEWER, Portal
 from tests.browser.steps import (
     END_DATE,
+    Api,
     complete_form,
     contact_for,
     pass_second_factor,
     shot,
     sign_in,
-    submit_form_by_http,
     unique,
 )
 
@@ -37,57 +32,23 @@ class Resellers:
 
     def __init__(self, portal: Portal) -> None:
         self.portal = portal
-        url = portal.settings.effective_database_url
-        self.headers = {
-            email: {"Authorization": f"Bearer {portal.stack.run(users.create_token(url, email))}"}
-            for email in (CSM, REVIEWER)
-        }
-        self.client = httpx.Client(base_url=portal.base_url, timeout=30)
-
-    def call(self, method: str, path: str, email: str = CSM, **kwargs: Any) -> Any:
-        response = self.client.request(method, path, headers=self.headers[email], **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json()
+        self.api = Api(portal)
 
     def approved(self, name: str) -> tuple[str, str, str]:
         """(organization, account id, administrator's email) of a new, Active reseller account."""
-        org, contact = unique(name), contact_for(name)
-        body = {
-            "service_end_date": (datetime.now(UTC).date() + timedelta(days=400)).isoformat(),
-            "member_type": "reseller",
-            "display_users_purchased": False,
-            "organization_name": org,
-            "corporate_contact_email": contact,
-        }
-        enrollment_id = self.call("POST", "/api/enrollments", json=body)["id"]
-        link = self.portal.form_link(contact)
-        self.wait(
-            lambda: "invited" in [e["event"] for e in self.call("GET", f"/api/enrollments/{enrollment_id}")["timeline"]]
+        org, account_id = self.api.approved(
+            name, member_type="reseller", display_users_purchased=False, users_purchased=None
         )
-        submit_form_by_http(link)
-        review = f"/api/enrollments/{enrollment_id}/review"
-        self.call("POST", f"{review}/start", REVIEWER, json={"audit_note": "checking"})
-        approval = self.call("POST", f"{review}/approve", REVIEWER, json={"audit_note": "approved"})
-        account_id: str = approval["account_id"]
-        self.wait(lambda: self.client.get(f"/api/accounts/{account_id}", headers=self.headers[CSM]).is_success)
         email = f"partner-{account_id}@{name.split()[0].lower()}.example"
         self.portal.add_user(email, Role.reseller, account_id=account_id)
         return org, account_id, email
-
-    @staticmethod
-    def wait(check: Callable[[], bool], timeout: float = 20) -> None:
-        """Until `check` holds: the worker runs apart from the API's answers."""
-        deadline = time.monotonic() + timeout
-        while not check():
-            assert time.monotonic() < deadline, "condition not met in time"
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
 def resellers(portal: Portal) -> Iterator[Resellers]:
     made = Resellers(portal)
     yield made
-    made.client.close()
+    made.api.client.close()
 
 
 def sign_in_home(page: Page, email: str) -> None:

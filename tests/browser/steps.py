@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pyotp
 from playwright.sync_api import Page, expect
 
-from tests.browser.stack import PASSWORD, PORTALS, Portal
+from domain.models import Role
+from store import users
+from tests.browser.stack import CSM, PASSWORD, PORTALS, REVIEWER, Portal
 from tests.browser.stack import SecondFactor as SecondFactor  # re-exported for the tests that set one up
 
 END_DATE = (datetime.now(UTC).date() + timedelta(days=400)).isoformat()
@@ -163,3 +167,60 @@ def submit_form_by_http(link: str, **changes: str) -> None:
     """The contact's submit without a browser, for tests whose subject is what comes after it."""
     response = httpx.post(link, data={**CONTACT_FIELDS, **changes}, follow_redirects=False)
     assert response.status_code == 303, response.text
+
+
+ADMIN = "admin@provider.example"
+
+
+class Api:
+    """The HTTP API as staff, for the steps these tests are not about (enrolling, approving, metering)."""
+
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+        url = portal.settings.effective_database_url
+        if portal.stack.run(users.user_by_email(url, ADMIN)) is None:  # the portal is shared by every module
+            portal.add_user(ADMIN, Role.admin)
+        self.headers = {
+            role: {"Authorization": f"Bearer {portal.stack.run(users.create_token(url, email))}"}
+            for role, email in (("csm", CSM), ("reviewer", REVIEWER), ("admin", ADMIN))
+        }
+        self.client = httpx.Client(base_url=portal.base_url, timeout=30)
+
+    def call(self, method: str, path: str, role: str = "csm", **kwargs: Any) -> Any:
+        response = self.client.request(method, path, headers=self.headers[role], **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    def approved(self, name: str, **fields: Any) -> tuple[str, str]:
+        """(organization, account id) of a new enrollment whose contact completed the form and was approved."""
+        org, contact = unique(name), contact_for(name)
+        body = {
+            "service_end_date": (datetime.now(UTC).date() + timedelta(days=400)).isoformat(),
+            "member_type": "customer",
+            "display_users_purchased": True,
+            "users_purchased": 1000,
+            "organization_name": org,
+            "corporate_contact_email": contact,
+            **fields,
+        }
+        enrollment_id = self.call("POST", "/api/enrollments", json=body)["id"]
+        link = self.portal.form_link(contact)
+        self.wait(
+            lambda: "invited" in [e["event"] for e in self.call("GET", f"/api/enrollments/{enrollment_id}")["timeline"]]
+        )
+        submit_form_by_http(link)
+        review = f"/api/enrollments/{enrollment_id}/review"
+        self.call("POST", f"{review}/start", "reviewer", json={"audit_note": "checking"})
+        account_id: str = self.call("POST", f"{review}/approve", "reviewer", json={"audit_note": "approved"})[
+            "account_id"
+        ]
+        self.wait(lambda: self.client.get(f"/api/accounts/{account_id}", headers=self.headers["csm"]).is_success)
+        return org, account_id
+
+    @staticmethod
+    def wait(check: Callable[[], bool], timeout: float = 20) -> None:
+        """Until `check` holds: the worker runs apart from the API's answers."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, "condition not met in time"
+            time.sleep(0.1)

@@ -4,13 +4,13 @@ issue 18 on the security stack (SQLite, Temporal, worker), with real users' toke
 from __future__ import annotations
 
 import html
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from domain.access import NOT_ACTIVE, ONLY_CUSTOMERS, OWN_RESELLER
-from domain.models import AccountStatus, AccountView, MemberType, RecordAccount, Role
+from domain.models import AccountStatus, MemberType, RecordAccount, Role
 from domain.settings import Settings
 from store import users
 from store.accounts import record_account
@@ -24,6 +24,7 @@ from tests.security.conftest import (
     signed_in_session,
     turn_on_second_factor,
 )
+from tests.support import account_view
 
 OTHER_RESELLER = "acct-other-reseller"
 SUSPENDED_RESELLER = "acct-suspended-reseller"
@@ -36,18 +37,15 @@ async def seed(settings: Settings) -> None:
         (OTHER_RESELLER, "Other Reseller Ltd", AccountStatus.active),
         (SUSPENDED_RESELLER, "Paused Reseller Ltd", AccountStatus.suspended),
     ]:
-        view = AccountView(
+        view = account_view(
             id=account_id,
             enrollment_id=f"enr-{account_id}",
             status=status,
             organization_name=name,
             member_type=MemberType.reseller,
-            service_start_date=date(2026, 1, 1),
-            service_end_date=date(2030, 1, 1),
             display_users_purchased=False,
             users_purchased=None,
             corporate_contact_email=f"pat@{account_id}.example",
-            reseller_account_id=None,
             created_at=datetime(2026, 11, 1, tzinfo=UTC),
         )
         await record_account(settings.effective_database_url, RecordAccount(view=view, event_key=f"{account_id}/x"))

@@ -3,31 +3,28 @@ customers of one reseller (a partner's own table, the staff's filter), and the t
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
-from domain.models import AccountStatus, AccountView, MemberType, RecordAccount
+from domain.models import MemberType, RecordAccount
 from store.accounts import record_account
 from store.enrollments import list_enrollments, record_enrollment
 from store.portal import Sort, enrollment_page
 from tests.store.enrollments_test import T0, record, view
+from tests.support import account_view
 
 RESELLER = "acct-r1"
 OTHER = "acct-r2"
 
 
 async def seed(url: str) -> None:
-    account = AccountView(
+    account = account_view(
         id=RESELLER,
         enrollment_id="enr-r1",
-        status=AccountStatus.active,
         organization_name="Resell One Ltd",
         member_type=MemberType.reseller,
-        service_start_date=date(2026, 1, 1),
-        service_end_date=date(2030, 1, 1),
         display_users_purchased=False,
         users_purchased=None,
         corporate_contact_email="pat@r1.example",
-        reseller_account_id=None,
         created_at=T0,
     )
     await record_account(url, RecordAccount(view=account, event_key=f"{RESELLER}/activated"))
