@@ -30,7 +30,7 @@ from store import administrators, second_factor, users
 from store.accounts import record_account
 from store.db import transaction
 from store.tables import User, UserLink
-from tests.support import make_settings
+from tests.support import account_view, make_settings
 
 PASSWORD = "a long enough password"
 NEW_PASSWORD = "quartz lantern migrates softly"
@@ -480,6 +480,36 @@ async def invited(portal: Portal, email: str, *, version: int = 0) -> tuple[User
     round_ = InvitationRound(user_id=person.id, account_id=ACCOUNT, link_version=version)
     assert await administrators.open_activation_link(portal.url, token=token, round=round_)
     return person, token
+
+
+async def test_a_resellers_administrator_lands_on_its_roll_up_after_activating(portal: Portal) -> None:
+    """The README's "For partners": after the password and the second factor, Your customers opens."""
+    reseller = account_view(
+        id="acct-reseller",
+        enrollment_id="enr-reseller",
+        organization_name="Northwind Resale Ltd",
+        member_type=MemberType.reseller,
+        display_users_purchased=False,
+        users_purchased=None,
+    )
+    await record_account(portal.url, RecordAccount(view=reseller, event_key="acct-reseller/activated"))
+    by = Actor(email="csm@provider.example", kind="csm")
+    person = await administrators.invite(
+        portal.url, account_id=reseller.id, member_type=MemberType.reseller, email="lee@northwind.example", by=by
+    )
+    async with transaction(portal.url) as session:
+        row = await session.get(User, person.id)
+        assert row is not None
+        row.invitation, row.invitation_version = "invited", 0
+        row.invitation_expires_at = datetime.now(UTC) + timedelta(days=7)
+    token = activation_token(portal.settings.signing_key, person.id, 0)
+    round_ = InvitationRound(user_id=person.id, account_id=reseller.id, link_version=0)
+    assert await administrators.open_activation_link(portal.url, token=token, round=round_)
+    browser = portal.browser()
+    await browser.get(f"/activate/{token}")
+    done = await browser.post(f"/activate/{token}", {"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD})
+    assert done.status_code == 303
+    assert done.headers["location"] == "/me/second-factor?next=/accounts/acct-reseller/customers"
 
 
 async def test_activation_shows_then_consumes_once_and_signs_in(portal: Portal) -> None:

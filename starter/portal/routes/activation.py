@@ -21,7 +21,7 @@ from domain.models import AdministratorMail, EmailKind, EmailRequest, MemberType
 from domain.passwords import password_problem
 from domain.settings import Settings
 from starter.deps import SettingsDep, get_client
-from starter.portal.common import PortalRoute, form_text, page, redirect
+from starter.portal.common import PortalRoute, account_home, form_text, page, redirect
 from starter.portal.session import SessionDep, check_csrf_token, new_session, session_for, write_session
 from starter.security import request_source
 from store import accounts, administrators, second_factor, users
@@ -198,7 +198,8 @@ async def activate(request: Request, token: str, settings: SettingsDep, session:
     except LinkRefused as exc:
         return _activation_refused(request, exc.state, user)
     await _notify_activated(request, settings, activated.id)
-    target = f"/accounts/{activated.account_id}" if activated.account_id else "/"
+    # Its own page: a reseller's roll-up (Your customers), another member's Account Summary.
+    target = await account_home(settings, activated) or "/"
     response = redirect(f"/me/second-factor?next={target}")
     # The password step is done (the link proved the address): the second factor is set up next.
     write_session(response, settings, session_for(activated, second_factor=False))
