@@ -14,6 +14,7 @@ RUN groupadd --system --gid 10001 enroll \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY domain ./domain
+COPY credentials ./credentials
 COPY store ./store
 COPY workflows ./workflows
 COPY activities ./activities

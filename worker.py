@@ -1,6 +1,7 @@
-"""The worker: runs EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow and the daily
-InactiveAdministratorsWorkflow and RetentionWorkflow and their activities on the task queue (`ENROLL_TASK_QUEUE`;
-`workflows.names.TASK_QUEUE`, `enrollment`, by default), and creates the daily runs' Temporal Schedules at start."""
+"""The worker: runs EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow, CredentialImportWorkflow and
+the daily InactiveAdministratorsWorkflow and RetentionWorkflow and their activities on the task queue
+(`ENROLL_TASK_QUEUE`; `workflows.names.TASK_QUEUE`, `enrollment`, by default), and creates the daily runs' Temporal
+Schedules at start."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.administrators import AdministratorActivities
+from activities.credentials import CredentialActivities
 from activities.enrollment import EnrollmentActivities
 from activities.retention import RetentionActivities
 from domain.settings import Settings
@@ -26,6 +28,7 @@ from store.migrate import upgrade_to_head
 from workflows.account import MemberAccountWorkflow
 from workflows.administrator import AdministratorWorkflow
 from workflows.client import connect
+from workflows.credential_import import CredentialImportWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.inactive import InactiveAdministratorsWorkflow, ensure_schedule
 from workflows.retention import RetentionWorkflow
@@ -71,6 +74,7 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
     enrollment = EnrollmentActivities(settings)
     administrators = AdministratorActivities(settings)
     retention = RetentionActivities(settings)
+    credentials = CredentialActivities(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -80,6 +84,7 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             AdministratorWorkflow,
             InactiveAdministratorsWorkflow,
             RetentionWorkflow,
+            CredentialImportWorkflow,
         ],
         activities=[
             enrollment.validate,
@@ -102,6 +107,9 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             retention.prune_form_links,
             retention.prune_user_links,
             retention.prune_sign_in_throttle,
+            credentials.prepare_batch,
+            credentials.import_chunk,
+            credentials.finish_batch,
         ],
         workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
         max_cached_workflows=WORKFLOW_CACHE,

@@ -24,6 +24,7 @@ ReminderCount:Int
 FormDueAt:Datetime
 AccountStatus:Keyword
 ServiceEndDate:Datetime
+CredentialBatchStatus:Keyword
 '
 
 log() {

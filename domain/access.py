@@ -5,7 +5,9 @@ rules come on top of the table: a reseller, customer or manufacturer user sees o
 a reseller its customers'), in `may_see` and `may_see_rollup`; a member role manages the administrators of its
 own account alone, in `may_manage_administrators`; a reseller (a partner, `customers.enroll`) sees, creates and
 changes the enrollments of its own customers alone, in `enrollment_scope`, `may_see_enrollment` and
-`partner_refusal`.
+`partner_refusal`; a manufacturer user uploads token secrets to, and sees the credentials of, its own account
+alone, and a customer user sees and checks the credentials assigned to its own, in `may_see_credential` (the
+account rules of `may_see` come first: `starter.services.credentials`).
 docs/access.md is the matrix of every endpoint and page against every role;
 tests/security/access_matrix_test.py walks it.
 """
@@ -33,6 +35,9 @@ class Permission(StrEnum):
     mail_health = "mail.health"
     administrators_manage = "administrators.manage"
     customers_enroll = "customers.enroll"
+    credentials_read = "credentials.read"
+    credentials_upload = "credentials.upload"
+    credentials_manage = "credentials.manage"
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,13 @@ PERMISSIONS: Mapping[Permission, Grant] = {
     Permission.customers_enroll: Grant(
         frozenset({Role.reseller}), "enroll customers under its own reseller account and manage their enrollments"
     ),
+    Permission.credentials_read: Grant(
+        _STAFF | frozenset({Role.manufacturer, Role.customer}), "see or check token credentials"
+    ),
+    Permission.credentials_upload: Grant(
+        _CREATORS | frozenset({Role.manufacturer}), "upload token secrets (PSKC files)"
+    ),
+    Permission.credentials_manage: Grant(_CREATORS, "assign token credentials to customers"),
 }
 
 
@@ -131,6 +143,20 @@ def may_manage_administrators(viewer: Viewer, account_id: str) -> bool:
     if viewer.role in MEMBERS:
         return bool(viewer.account_id) and viewer.account_id == account_id
     return allows(viewer.role, Permission.administrators_manage)
+
+
+def may_see_credential(viewer: Viewer, account_id: str, assigned_account_id: str | None) -> bool:
+    """Staff: every credential. A manufacturer user: those its own account imported (`account_id`). A customer
+    user: those assigned to its own account. Nobody else (a reseller's users hold no credentials)."""
+    if viewer.role in STAFF:
+        return True
+    if not viewer.account_id:
+        return False
+    if viewer.role == Role.manufacturer:
+        return account_id == viewer.account_id
+    if viewer.role == Role.customer:
+        return assigned_account_id == viewer.account_id
+    return False
 
 
 def enrollment_scope(viewer: Viewer) -> str | None:

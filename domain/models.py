@@ -587,3 +587,60 @@ class RetentionSwept(Frozen):
     form_links: int = 0
     user_links: int = 0
     sign_in_throttle: int = 0
+
+
+class CredentialBatchStatus(StrEnum):
+    """A manufacturer's PSKC batch (the `CredentialBatchStatus` search attribute)."""
+
+    importing = "Importing"
+    imported = "Imported"
+    rejected = "Rejected"
+
+
+class CredentialState(StrEnum):
+    available = "Available"
+    assigned = "Assigned"
+    disabled = "Disabled"
+
+
+class CredentialImport(Frozen):
+    """CredentialImportWorkflow's input: the batch (its file waits in the store, sealed) and where a run continued
+    as new picks up. Ids and counts only: no secret, no file, no decryption input ever enters a payload."""
+
+    batch_id: str
+    total: int | None = None
+    """The keys of the file, once `prepare_batch` read it (carried into a fresh run)."""
+    start: int = 0
+    """The first key not imported yet (carried into a fresh run)."""
+
+
+class CredentialChunk(Frozen):
+    """One `import_chunk` activity's argument: the keys [start, start + count) of the batch's file."""
+
+    batch_id: str
+    start: int
+    count: int
+
+
+class CredentialBatchPrepared(Frozen):
+    """What `prepare_batch` found: the number of keys, or the batch rejected as a whole (its reason is in the store)."""
+
+    status: CredentialBatchStatus
+    total: int = 0
+
+
+class CredentialChunkImported(Frozen):
+    """One chunk's outcome: counts only."""
+
+    processed: int
+    """Keys of the batch processed so far (this chunk's end)."""
+    accepted: int
+    """Credentials imported from the batch so far."""
+
+
+class CredentialImportProgress(Frozen):
+    """The `progress` query's answer."""
+
+    processed: int = 0
+    total: int | None = None
+    status: CredentialBatchStatus = CredentialBatchStatus.importing

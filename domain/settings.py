@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from credentials.sealing import SecretsKeys, new_key_text
 from domain.rules import MailDomains
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -25,6 +26,9 @@ DEFAULT_FREE_MAIL_DOMAINS = (
     "aol.com,icloud.com,me.com,mail.com,gmx.com,gmx.net,gmx.de,web.de,yandex.com,yandex.ru,"
     "proton.me,protonmail.com,zoho.com,qq.com,163.com,126.com"
 )
+
+DEFAULT_PSKC_MAX_BYTES = 50 * 1024 * 1024
+"""ENROLL_PSKC_MAX_BYTES's default (credentials.pskc.MAX_BYTES_DEFAULT: 50 MiB)."""
 
 MIN_SECRET_KEY_LENGTH = 32
 """The shortest ENROLL_SECRET_KEY a process outside the dev stack accepts (`token_urlsafe(48)` gives 64)."""
@@ -72,7 +76,8 @@ the text is not JSON.)"""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ENROLL_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a malformed secret (ENROLL_SECRETS_KEY, …) must not be echoed by the startup error
+    model_config = SettingsConfigDict(env_prefix="ENROLL_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Path("./.enroll")
     temporal_address: str | None = None
@@ -121,6 +126,12 @@ class Settings(BaseSettings):
     activation_reminder: Duration = Field(default="3d", validate_default=True)
     """When the activation link's one reminder goes."""
     inactive_disable_days: int = Field(default=180, ge=8)
+    # Manufacturers' token secrets (README "For manufacturers"): sealed at rest, uploaded as PSKC files.
+    secrets_key: SecretStr | None = None
+    """AES-256-GCM keys sealing token secrets, `id:base64key,...` (credentials.sealing): the first seals, all
+    unseal. Unset: uploads are refused, except in the dev stack, which makes one of its own."""
+    pskc_max_bytes: int = Field(default=DEFAULT_PSKC_MAX_BYTES, ge=1024)
+    """The largest PSKC file an upload takes, in bytes."""
     # Data that does not grow for ever (README "Retention"): what is older than this is pruned daily.
     retention_days: int = Field(default=400, ge=1)
 
@@ -150,7 +161,7 @@ class Settings(BaseSettings):
             )
         return None
 
-    @field_validator("smtp_password", "secret_key", "payload_key", "temporal_api_key", mode="before")
+    @field_validator("smtp_password", "secret_key", "payload_key", "temporal_api_key", "secrets_key", mode="before")
     @classmethod
     def _empty_secret_is_unset(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, SecretStr):
@@ -160,6 +171,13 @@ class Settings(BaseSettings):
         if info.field_name == "temporal_api_key":
             value = value.strip()  # pasted from a console, with its newline
         return value if value.strip() else None
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key_parses(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            SecretsKeys.parse(value.get_secret_value())  # a SecretsKeyError (a ValueError) says what is wrong
+        return value
 
     @field_validator("otlp_endpoint", "temporal_tls_server_name")
     @classmethod
@@ -231,6 +249,37 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    @cached_property
+    def secrets_keys(self) -> SecretsKeys | None:
+        """ENROLL_SECRETS_KEY's keys; in the dev stack without it, the key `dev_secrets_key_text` keeps in the
+        data dir; otherwise None, and uploads of token secrets are refused (`missing_secrets_key`)."""
+        text = _revealed(self.secrets_key)
+        if text:
+            return SecretsKeys.parse(text)
+        if self.embedded:
+            return SecretsKeys.parse(self.dev_secrets_key_text())
+        return None
+
+    def missing_secrets_key(self) -> str | None:
+        """Why token secrets cannot be taken in (no ENROLL_SECRETS_KEY outside the dev stack), or None."""
+        if self.secrets_keys is not None:
+            return None
+        return (
+            "ENROLL_SECRETS_KEY is not set, so token secrets cannot be sealed at rest and uploads are refused. Set "
+            "it on every worker and API, e.g. python -c 'from credentials.sealing import new_key_text; "
+            "print(new_key_text())'."
+        )
+
+    def dev_secrets_key_text(self) -> str:
+        """The dev stack's ENROLL_SECRETS_KEY: generated once into the data dir (mode 0600) and reused after, so
+        secrets sealed by an earlier `enroll up` still open."""
+        path = self.data_dir / "secrets_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(new_key_text("dev"))
+        return path.read_text().strip()
 
 
 def _revealed(value: object) -> str | None:

@@ -16,7 +16,7 @@ from observability.metrics import ApiMetrics, MetricsMiddleware
 from starter import api, portal
 from starter.api.routes import codec
 from starter.portal.common import PortalRoute, first_page
-from starter.security import SecurityMiddleware
+from starter.security import UPLOAD_OVERHEAD, SecurityMiddleware
 from starter.services.errors import InvalidInput, ServiceError, Unavailable
 from store.paging import BadCursor
 
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if app.state.settings.payload_key:
         app.include_router(codec.router)
         app.add_middleware(CodecCORS, ui_origin=app.state.settings.temporal_ui_url)
-    app.add_middleware(SecurityMiddleware)
+    app.add_middleware(SecurityMiddleware, upload_max_body=app.state.settings.pskc_max_bytes + UPLOAD_OVERHEAD)
     app.state.metrics = ApiMetrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: it sees every answer
     tracing.instrument_app(app)

@@ -16,6 +16,7 @@ from starter.security import request_source
 from starter.services.accounts import AccountReader, AccountService
 from starter.services.administrator_changes import AdministratorChanges
 from starter.services.administrators import AdministratorService
+from starter.services.credentials import CredentialService
 from starter.services.enrollments import EnrollmentService
 from starter.services.errors import NotFound
 from starter.services.tokens import TokenService
@@ -148,6 +149,18 @@ AccountEditor = Annotated[User, require(Permission.accounts_change)]
 Metering = Annotated[User, require(Permission.accounts_usage)]
 AuditExporter = Annotated[User, require(Permission.audit_export)]
 AdministratorManager = Annotated[User, require(Permission.administrators_manage)]
+CredentialReader = Annotated[User, require(Permission.credentials_read)]
+"""Staff, a manufacturer's and a customer's administrators; which credentials: `domain.access.may_see_credential`."""
+CredentialUploader = Annotated[User, require(Permission.credentials_upload)]
+"""Staff creators (for any manufacturer) and a manufacturer's administrators (for their own account)."""
+CredentialManager = Annotated[User, require(Permission.credentials_manage)]
+
+
+def get_credential_service(settings: SettingsDep, client: ClientDep) -> CredentialService:
+    return CredentialService(settings, client)
+
+
+CredentialServiceDep = Annotated[CredentialService, Depends(get_credential_service)]
 
 
 def get_token_service(settings: SettingsDep) -> TokenService:

@@ -1,6 +1,11 @@
 """What every request passes through, as one ASGI middleware: security headers on every response, a cap on
 request bodies (413), JSON only for the API's bodies (422), and the source address for the audit trail.
 
+One kind of request is let through larger, and as a multipart form: a manufacturer's PSKC upload
+(`POST /api/accounts/{id}/credential-batches`, and the portal's `POST /accounts/{id}/credential-batches`), up to
+`upload_max_body` (ENROLL_PSKC_MAX_BYTES and the form's own overhead). Over it, the answer is the upload's own 422
+on `file`, as the service answers a file over ENROLL_PSKC_MAX_BYTES.
+
 The headers are decided here alone, by path: every response gets HEADERS and, except the interactive API docs,
 the strict CSP; the contact's form (`/enroll…`) sends no referrer; and pages (HTML, except the API docs and
 the dev mailbox) are never stored by a cache, since they show who is signed in and the records they may see.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +42,11 @@ RELAXED_PATHS = ("/docs", "/redoc")
 NO_REFERRER_PATHS = "/enroll"  # the contact's form; by prefix, the portal's /enrollments pages too
 CACHED_PAGE_PATHS = (*RELAXED_PATHS, "/dev/")
 JSON_PATHS = "/api/"
+UPLOAD_PATHS = re.compile(r"^/(?:api/)?accounts/[^/]+/credential-batches/?$")
+"""The PSKC uploads (POST): multipart, and up to `upload_max_body`."""
+UPLOAD_OVERHEAD = 1024 * 1024
+"""What an upload's multipart form may add to the file (boundaries, the other fields): `upload_max_body` is
+ENROLL_PSKC_MAX_BYTES plus this."""
 _source: ContextVar[str | None] = ContextVar("request_source", default=None)
 
 
@@ -71,6 +82,12 @@ def _is_json(content_type: bytes) -> bool:
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
 
 
+def _is_form(content_type: bytes) -> bool:
+    """A form (the upload answers one without a file with its own 422 on `file`)."""
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media in (b"multipart/form-data", b"application/x-www-form-urlencoded")
+
+
 def _is_page(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(k.lower() == b"content-type" and v.lower().startswith(b"text/html") for k, v in headers)
 
@@ -83,21 +100,26 @@ class BodyTooLarge(Exception):
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY, upload_max_body: int | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.upload_max_body = upload_max_body if upload_max_body is not None else max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"")
+        upload = scope.get("method") == "POST" and UPLOAD_PATHS.match(scope["path"]) is not None
+        max_body = self.upload_max_body if upload else self.max_body
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            await self._too_large(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+            await self._too_large(send, upload)
             return
         has_body = (declared is not None and int(declared) > 0) or b"transfer-encoding" in headers
-        if scope["path"].startswith(JSON_PATHS) and has_body and not _is_json(headers.get(b"content-type", b"")):
+        json_path = scope["path"].startswith(JSON_PATHS)
+        if json_path and has_body and not _is_json(content_type) and not (upload and _is_form(content_type)):
             await self._refuse(send, 422, {"errors": [{"field": "body", "message": NOT_JSON}]})
             return
         seen = 0
@@ -108,7 +130,7 @@ class SecurityMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > max_body:
                     raise BodyTooLarge
             return message
 
@@ -136,11 +158,18 @@ class SecurityMiddleware:
             await self.app(scope, limited_receive, secured_send)
         except BodyTooLarge:
             if not started:
-                await self._too_large(send)
+                await self._too_large(send, upload)
         finally:
             _source.reset(token)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, upload: bool = False) -> None:
+        if upload:
+            limit = max(self.upload_max_body - UPLOAD_OVERHEAD, 0)
+            message = (
+                f"is over the limit of {limit // 1024} KiB (ENROLL_PSKC_MAX_BYTES); split the batch into smaller files"
+            )
+            await self._refuse(send, 422, {"errors": [{"field": "file", "message": message}]})
+            return
         await self._refuse(send, 413, {"detail": f"The request body is larger than {self.max_body // 1024} KiB."})
 
     async def _refuse(self, send: Send, status: int, content: dict[str, object]) -> None:

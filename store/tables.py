@@ -10,15 +10,19 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -274,4 +278,109 @@ class Account(Base):
     __table_args__ = (
         Index("ix_accounts_created", "created_at", "id"),
         Index("ix_accounts_status_created", "status", "created_at", "id"),
+    )
+
+
+class CredentialBatch(Base):
+    """One PSKC file a manufacturer uploaded, imported by its CredentialImportWorkflow (`credential-batch-<id>`).
+
+    The file and its decryption input wait here sealed (credentials.sealing, under `ENROLL_SECRETS_KEY`) until the
+    batch ends, when both are deleted (NULLed). The same file again (by SHA-256) for the same account is this batch."""
+
+    __tablename__ = "credential_batches"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    """Importing · Imported · Rejected"""
+    total: Mapped[int | None] = mapped_column(Integer)
+    """The keys in the file, once it was read (None until then)."""
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    """Why the whole batch was rejected (a file-level problem), in one sentence."""
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    file_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    decryption_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        # One batch per file and account, but a batch rejected as a whole (a wrong passphrase) does not hold the
+        # file: uploaded again, it starts anew.
+        Index(
+            "uq_credential_batches_account_sha256",
+            "account_id",
+            "sha256",
+            unique=True,
+            sqlite_where=text("status <> 'Rejected'"),
+            postgresql_where=text("status <> 'Rejected'"),
+        ),
+        Index("ix_credential_batches_account_created", "account_id", "created_at", "id"),
+    )
+
+
+class CredentialStaged(Base):
+    """A key of a batch as the file gave it, read once (`prepare_batch`) and imported chunk by chunk: its secret
+    sealed like a credential's. Deleted when the batch ends."""
+
+    __tablename__ = "credential_staging"
+    batch_id: Mapped[str] = mapped_column(ForeignKey("credential_batches.id"), primary_key=True)
+    key_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[str | None] = mapped_column(Text)
+    algorithm: Mapped[str] = mapped_column(Text)
+    digits: Mapped[int | None] = mapped_column(Integer)
+    counter: Mapped[int | None] = mapped_column(BigInteger)
+    period: Mapped[int | None] = mapped_column(Integer)
+    secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    problem: Mapped[str | None] = mapped_column(Text)
+
+
+class CredentialRejection(Base):
+    """A key of a batch that was not imported, with its serial (if any) and why."""
+
+    __tablename__ = "credential_rejections"
+    batch_id: Mapped[str] = mapped_column(ForeignKey("credential_batches.id"), primary_key=True)
+    key_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class Credential(Base):
+    """A token's shared secret, imported from a batch: unique by serial within its manufacturer's account."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    """The manufacturer's member account."""
+    serial: Mapped[str] = mapped_column(String(128))
+    algorithm: Mapped[str] = mapped_column(String(8))
+    """HOTP · TOTP"""
+    digits: Mapped[int] = mapped_column(Integer)
+    counter: Mapped[int | None] = mapped_column(BigInteger)
+    period: Mapped[int | None] = mapped_column(Integer)
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """AES-GCM under `ENROLL_SECRETS_KEY` (credentials.sealing), the associated data `credential:<account>:<serial>`."""
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    """The id of the key the secret is sealed under: `enroll credentials rekey` re-seals the others."""
+    state: Mapped[str] = mapped_column(String(16))
+    """Available · Assigned · Disabled"""
+    assigned_account_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    assigned_at: Mapped[datetime | None]
+    batch_id: Mapped[str] = mapped_column(ForeignKey("credential_batches.id"), index=True)
+    key_index: Mapped[int] = mapped_column(Integer)
+    """Its position in the batch's file: a retried chunk finds the keys it imported already."""
+    imported_at: Mapped[datetime]
+    last_counter: Mapped[int | None] = mapped_column(BigInteger)
+    """HOTP: the counter of the last code accepted (the next check only looks ahead of it)."""
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    """TOTP: the time step of the last code accepted (a code is accepted once)."""
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "serial", name="uq_credentials_account_serial"),
+        Index("ix_credentials_account_imported", "account_id", "imported_at", "id"),
+        Index("ix_credentials_account_state_imported", "account_id", "state", "imported_at", "id"),
     )

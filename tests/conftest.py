@@ -31,6 +31,7 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     attributes.FORM_DUE_AT,
     attributes.ACCOUNT_STATUS,
     attributes.SERVICE_END_DATE,
+    attributes.CREDENTIAL_BATCH_STATUS,
 ]
 
 

@@ -21,6 +21,8 @@ REMINDER_COUNT = SearchAttributeKey.for_int("ReminderCount")
 FORM_DUE_AT = SearchAttributeKey.for_datetime("FormDueAt")
 ACCOUNT_STATUS = SearchAttributeKey.for_keyword("AccountStatus")
 SERVICE_END_DATE = SearchAttributeKey.for_datetime("ServiceEndDate")
+CREDENTIAL_BATCH_STATUS = SearchAttributeKey.for_keyword("CredentialBatchStatus")
+"""A manufacturer's PSKC batch: Importing, Imported, Rejected (CredentialImportWorkflow)."""
 
 SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     ENROLLMENT_STATUS,
@@ -29,6 +31,7 @@ SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     FORM_DUE_AT,
     ACCOUNT_STATUS,
     SERVICE_END_DATE,
+    CREDENTIAL_BATCH_STATUS,
 )
 
 _CLI_TYPES = {
@@ -51,3 +54,8 @@ def account_workflow_id(account_id: str) -> str:
 def administrator_workflow_id(user_id: str) -> str:
     """One member administrator's invitation (AdministratorWorkflow): by user id, never by address."""
     return f"administrator-{user_id}"
+
+
+def credential_batch_workflow_id(batch_id: str) -> str:
+    """One manufacturer's PSKC batch being imported (CredentialImportWorkflow)."""
+    return f"credential-batch-{batch_id}"

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from starter.api.routes import accounts, administrators, audit, enrollments, health, mail_events, metrics, tokens
+from starter.api.routes import (
+    accounts,
+    administrators,
+    audit,
+    credentials,
+    enrollments,
+    health,
+    mail_events,
+    metrics,
+    tokens,
+)
 
 router = APIRouter()
-for part in (health, metrics, enrollments, accounts, administrators, tokens, audit, mail_events):
+for part in (health, metrics, enrollments, accounts, administrators, credentials, tokens, audit, mail_events):
     router.include_router(part.router)

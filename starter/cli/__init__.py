@@ -17,6 +17,7 @@ from starter.cli.admin import tokens_app, users_app
 from starter.cli.common import T, console, errors
 from starter.cli.common import fail as _fail
 from starter.cli.common import run as _run
+from starter.cli.credentials import credentials_app
 from starter.cli.imports import import_enrollments, usage_app
 from store import users as user_store
 from store.migrate import upgrade_to_head
@@ -25,6 +26,7 @@ app = typer.Typer(help="Member Account Enrollment.", no_args_is_help=True, add_c
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(usage_app, name="usage")
+app.add_typer(credentials_app, name="credentials")
 app.command("import")(import_enrollments)
 
 

@@ -138,6 +138,7 @@ def _start(stack: _Stack, settings: Settings) -> None:
     _refuse_busy_ports(settings, embedded_temporal, embedded_mail)
     env = {**os.environ, "ENROLL_DATA_DIR": str(data_dir), "ENROLL_EMBEDDED": "true"}
     env["ENROLL_METRICS_PORT"] = str(_metrics_port(settings))
+    env.update(secrets_key_env(settings))
 
     if embedded_temporal:
         temporal = _temporal_binary()
@@ -163,6 +164,14 @@ def _start(stack: _Stack, settings: Settings) -> None:
     stack.start("API", [sys.executable, "-m", "starter.dev.api"], env)
     stack.wait_until(lambda: _listening(settings.api_host, settings.api_port), "The API")
     _print_urls(settings, data_dir, embedded_temporal, embedded_mail)
+
+
+def secrets_key_env(settings: Settings) -> dict[str, str]:
+    """ENROLL_SECRETS_KEY for the children when none is set: the data dir's key, made here, once, so that the
+    worker and the API never race to make two (token secrets sealed by one must open in the other)."""
+    if settings.secrets_key is not None:
+        return {}
+    return {"ENROLL_SECRETS_KEY": settings.dev_secrets_key_text()}
 
 
 def _refuse_busy_ports(settings: Settings, embedded_temporal: bool, embedded_mail: bool) -> None:

@@ -122,6 +122,7 @@ def links_for(user: User | None) -> list[tuple[str, str]]:
         links.append(("/review", "Review queue"))
     if allows(user.role, Permission.users_manage):
         links.append(("/admin/users", "Users"))
+    links.append(("/credentials/check", "Check a credential"))
     return links
 
 

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.models import Role
 from starter.dev.mailsink import MailSink
 from store.migrate import upgrade_to_head
-from tests.browser.stack import CSM, CUSTOMER_USER, REVIEWER, Portal, StackThread
+from tests.browser.stack import CSM, CUSTOMER_USER, REVIEWER, SECRETS_KEY, Portal, StackThread
 from tests.support import make_settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -53,6 +53,7 @@ def portal(temporal: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFacto
         smtp_port=sink.port,
         task_queue=f"portal-test-{uuid.uuid4().hex[:8]}",
         dev_mailbox=True,
+        secrets_key=SECRETS_KEY,
     ).model_copy(update={"public_url": base_url})
     assert sink.mailbox_dir == settings.mailbox_dir
     stack = StackThread(settings, sock)

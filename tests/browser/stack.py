@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import socket
 import threading
@@ -26,6 +27,8 @@ PASSWORD = "correct horse battery staple"
 CSM = "csm@provider.example"
 REVIEWER = "reviewer@provider.example"
 CUSTOMER_USER = "someone@customer.example"
+SECRETS_KEY = "browser:" + base64.b64encode(b"browser-tests-secrets-key-32byte").decode()
+"""ENROLL_SECRETS_KEY of the portal under test (manufacturers' token secrets are sealed with it)."""
 T = TypeVar("T")
 
 

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from credentials.pskc import MAX_BYTES_DEFAULT
+from credentials.sealing import SecretsKeys
 from domain.settings import Settings
 from workflows.names import SEARCH_ATTRIBUTES, TASK_QUEUE
 
@@ -34,13 +36,15 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
 SECRET = "a-test-secret-key"
+SECRETS_KEY = "k1:" + "a2V5LW9mLXRoZS10ZXN0cy1zZWFsaW5nLXNlY3JldHM="  # 32 bytes of base64, as new_key_text makes
 PASSWORDS = {
+    "ENROLL_SECRETS_KEY": SECRETS_KEY,
     "POSTGRES_PASSWORD": "app-pw",
     "TEMPORAL_DB_PASSWORD": "temporal-pw",
     "POSTGRES_ADMIN_PASSWORD": "admin-pw",
     "GRAFANA_ADMIN_PASSWORD": "grafana-pw",
 }
-"""What .env must hold besides ENROLL_SECRET_KEY: the file has no default password."""
+"""What .env must hold besides ENROLL_SECRET_KEY: the file has no default password or key."""
 
 EXPECTED_SERVICES = {
     "postgresql",
@@ -320,6 +324,22 @@ def test_compose_interpolation_is_valid_and_the_secret_key_is_required() -> None
     for name in ("worker", "api"):
         assert re.fullmatch(r"\$\{ENROLL_SECRET_KEY:\?[^}]+\}", environment(service(name))["ENROLL_SECRET_KEY"] or "")
         assert environment(resolved_service(name))["ENROLL_SECRET_KEY"] == SECRET
+
+
+def test_the_secrets_key_is_required_and_both_roles_seal_with_the_same_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Outside the dev stack an upload without ENROLL_SECRETS_KEY is refused: Compose refuses to start instead.
+    without = {"ENROLL_SECRET_KEY": SECRET, **{k: v for k, v in PASSWORDS.items() if k != "ENROLL_SECRETS_KEY"}}
+    with pytest.raises(MissingVariable, match="ENROLL_SECRETS_KEY"):
+        resolved(compose(), without)
+    shared = environment({"environment": compose()["x-enroll-env"]})
+    assert re.fullmatch(r"\$\{ENROLL_SECRETS_KEY:\?[^}]+\}", shared["ENROLL_SECRETS_KEY"] or "")
+    for name in ("worker", "api"):  # the API seals the uploaded file, the worker opens it and seals each key
+        settings = app_settings(name, monkeypatch)
+        assert settings.missing_secrets_key() is None
+        assert settings.secrets_keys == SecretsKeys.parse(SECRETS_KEY)
+        assert not settings.embedded, "the dev stack's own key is never used here"
+        assert settings.pskc_max_bytes == MAX_BYTES_DEFAULT, "50 MiB unless .env sets ENROLL_PSKC_MAX_BYTES"
+    assert "ENROLL_PSKC_MAX_BYTES" in shared and shared["ENROLL_PSKC_MAX_BYTES"] is None, "passed through from .env"
 
 
 def test_every_enroll_variable_in_the_file_is_a_setting() -> None:

@@ -21,8 +21,11 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 import worker
+from credentials.pskc import MAX_BYTES_DEFAULT
+from credentials.sealing import SecretsKeys, new_key_text
 from domain.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +41,7 @@ SECRET_SETTINGS = {
     "ENROLL_DATABASE_URL",
     "ENROLL_SMTP_PASSWORD",
     "ENROLL_PAYLOAD_KEY",
+    "ENROLL_SECRETS_KEY",
     "ENROLL_TEMPORAL_API_KEY",
 }
 ROLES = {"enroll-api": "api", "enroll-worker": "worker"}
@@ -415,12 +419,27 @@ def overlay_config(name: str) -> dict[str, str]:
 GENERATED_KEY = "k" * 16 + "Zq3-Vb7_Lm2Xw9Pt4Ry8Nd1Hs6Gf5Jc0Ka" + "t" * 14  # 64 characters, as token_urlsafe(48)
 
 
-def pod_settings(monkeypatch: pytest.MonkeyPatch, config_data: dict[str, str], **secrets: str) -> Settings:
+GENERATED_SECRETS_KEY = new_key_text("k1")
+
+
+def pod_settings(
+    monkeypatch: pytest.MonkeyPatch, config_data: dict[str, str], *, placeholders: bool = False, **secrets: str
+) -> Settings:
+    """The settings of a pod with the ConfigMap and the example Secret; its ENROLL_SECRETS_KEY placeholder (which
+    does not parse) replaced by a generated key unless `placeholders`."""
     for variable in SETTING_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
-    for key, value in {**config_data, **secret_example()["stringData"], **secrets}.items():
+    generated = {} if placeholders else {"ENROLL_SECRETS_KEY": GENERATED_SECRETS_KEY}
+    for key, value in {**config_data, **secret_example()["stringData"], **generated, **secrets}.items():
         monkeypatch.setenv(key, str(value))
     return Settings(_env_file=None)
+
+
+def test_the_placeholder_secrets_key_does_not_start_a_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    placeholder = secret_example()["stringData"]["ENROLL_SECRETS_KEY"]
+    with pytest.raises(ValidationError, match="ENROLL_SECRETS_KEY") as refused:
+        pod_settings(monkeypatch, config(), placeholders=True, ENROLL_SECRET_KEY=GENERATED_KEY)
+    assert placeholder not in str(refused.value), "the value is not echoed"
 
 
 def test_the_config_map_and_placeholder_secret_make_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -428,6 +447,10 @@ def test_the_config_map_and_placeholder_secret_make_valid_settings(monkeypatch: 
     assert pod_settings(monkeypatch, config()).missing_secret() is not None
     settings = pod_settings(monkeypatch, config(), ENROLL_SECRET_KEY=GENERATED_KEY)
     assert settings.missing_secret() is None
+    # Both roles read the Secret (envFrom): the API seals uploaded PSKC files, the worker opens them.
+    assert settings.missing_secrets_key() is None
+    assert settings.secrets_keys == SecretsKeys.parse(GENERATED_SECRETS_KEY)
+    assert settings.pskc_max_bytes == MAX_BYTES_DEFAULT, "the ConfigMap keeps the 50 MiB default"
     assert settings.log_format == "json" and settings.metrics_port is not None
     assert (settings.database_url or "").startswith("postgresql+asyncpg://")
     assert settings.temporal_address == "temporal-frontend.temporal.svc.cluster.local:7233"
@@ -468,7 +491,7 @@ def test_secrets_stay_in_the_secret() -> None:
     keys = set(secret["stringData"])
     assert keys <= SETTING_VARIABLES
     assert keys <= SECRET_SETTINGS
-    assert "ENROLL_SECRET_KEY" in keys and "ENROLL_DATABASE_URL" in keys
+    assert {"ENROLL_SECRET_KEY", "ENROLL_DATABASE_URL", "ENROLL_SECRETS_KEY"} <= keys
     assert all("REPLACE" in str(value) for value in secret["stringData"].values()), "placeholders only"
     for overlay in ("", "backlog", "temporal-cloud-mtls", "temporal-cloud-api-key"):
         data = overlay_config(overlay) if overlay else config()

@@ -30,6 +30,11 @@ from domain.models import (
     AdministratorInput,
     AdministratorsInvited,
     CreateAdministrators,
+    CredentialBatchPrepared,
+    CredentialBatchStatus,
+    CredentialChunk,
+    CredentialChunkImported,
+    CredentialImportProgress,
     CsmAction,
     EditAccount,
     EditEnrollment,
@@ -50,6 +55,7 @@ from tests.workflows import account_test, administrator_test, enrollment_test
 from tests.workflows.enrollment_test import CSM, FIELDS, FORM, REVIEWER
 from workflows.account import MemberAccountWorkflow
 from workflows.administrator import AdministratorWorkflow
+from workflows.credential_import import CredentialImportWorkflow, start_import
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.names import account_workflow_id, administrator_workflow_id, enrollment_workflow_id
 
@@ -197,6 +203,30 @@ async def account_continued_as_new(env: WorkflowEnvironment, handle: WorkflowHan
     await latest.result()
 
 
+async def credential_batch_imported(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """A 2,500-key batch: prepared, imported in three chunks, finished."""
+    await handle.result()
+
+
+def credential_activities() -> list[Any]:
+    """The import's steps, faked: ids and counts in, counts out (as the real ones)."""
+
+    @activity.defn(name="prepare_batch")
+    async def prepare_batch(batch_id: str) -> CredentialBatchPrepared:
+        return CredentialBatchPrepared(status=CredentialBatchStatus.importing, total=2500)
+
+    @activity.defn(name="import_chunk")
+    async def import_chunk(chunk: CredentialChunk) -> CredentialChunkImported:
+        end = chunk.start + chunk.count
+        return CredentialChunkImported(processed=end, accepted=end - 1 if end == 2500 else end)
+
+    @activity.defn(name="finish_batch")
+    async def finish_batch(batch_id: str) -> CredentialImportProgress:
+        return CredentialImportProgress(processed=2500, total=2500, status=CredentialBatchStatus.imported)
+
+    return [prepare_batch, import_chunk, finish_batch]
+
+
 def administrator_activities() -> list[Any]:
     """The account's administrator steps, faked: two invited, one skipped."""
 
@@ -237,6 +267,10 @@ ACCOUNT_SCENARIOS: dict[str, Scenario] = {
     "account-carried-continued-as-new": account_continued_as_new,
 }
 
+CREDENTIAL_SCENARIOS: dict[str, Scenario] = {
+    "credential-batch-imported": credential_batch_imported,
+}
+
 ADMINISTRATOR_SCENARIOS: dict[str, Scenario] = {
     "administrator-expired-resent": administrator_expired_resent,
 }
@@ -261,11 +295,13 @@ async def record(
         account_only = [
             a for a in account_test.Fakes().activities() if a.__temporal_activity_definition.name == "record_account"
         ]
-        activities = enrollment_test.Fakes().activities() + account_only + administrator_activities()
+        activities = (
+            enrollment_test.Fakes().activities() + account_only + administrator_activities() + credential_activities()
+        )
         async with Worker(
             env.client,
             task_queue=task_queue,
-            workflows=[EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow],
+            workflows=[EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow, CredentialImportWorkflow],
             activities=activities,
         ):
             handle = await start(env, task_queue)
@@ -330,10 +366,14 @@ async def administrator_starter(env: WorkflowEnvironment, task_queue: str) -> Wo
     )
 
 
+async def credential_starter(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    return await start_import(env.client, uuid.uuid4().hex[:16], task_queue)
+
+
 async def main(names: list[str]) -> None:
     HERE.mkdir(parents=True, exist_ok=True)
     if not names:
-        print("scenarios:", *ENROLLMENT_SCENARIOS, *ACCOUNT_SCENARIOS, *ADMINISTRATOR_SCENARIOS)
+        print("scenarios:", *ENROLLMENT_SCENARIOS, *ACCOUNT_SCENARIOS, *ADMINISTRATOR_SCENARIOS, *CREDENTIAL_SCENARIOS)
     for name in names:
         if name in ("enrollment-mail-continued-as-new", "enrollment-carried-resent-bounced-continued"):
             await record(name, lambda env, queue: enrollment_starter(env, queue, 60), ENROLLMENT_SCENARIOS[name])
@@ -341,6 +381,8 @@ async def main(names: list[str]) -> None:
             await record(name, lambda env, queue: account_starter(env, queue, 3), ACCOUNT_SCENARIOS[name])
         elif name in ENROLLMENT_SCENARIOS:
             await record(name, enrollment_starter, ENROLLMENT_SCENARIOS[name])
+        elif name in CREDENTIAL_SCENARIOS:
+            await record(name, credential_starter, CREDENTIAL_SCENARIOS[name])
         elif name in ADMINISTRATOR_SCENARIOS:
             await record(name, administrator_starter, ADMINISTRATOR_SCENARIOS[name])
         else:

@@ -77,6 +77,7 @@ def test_the_activities_keep_their_names() -> None:
 def test_ids_task_queue_and_search_attributes_are_spelled_as_ops_filter_on_them() -> None:
     assert names.enrollment_workflow_id("abc") == "enrollment-abc"
     assert names.account_workflow_id("abc") == "account-abc"
+    assert names.credential_batch_workflow_id("abc") == "credential-batch-abc"
     assert names.TASK_QUEUE == "enrollment"
     assert names.SEARCH_ATTRIBUTES == {
         "EnrollmentStatus": "Keyword",
@@ -85,6 +86,7 @@ def test_ids_task_queue_and_search_attributes_are_spelled_as_ops_filter_on_them(
         "FormDueAt": "Datetime",
         "AccountStatus": "Keyword",
         "ServiceEndDate": "Datetime",
+        "CredentialBatchStatus": "Keyword",
     }
     assert [key.name for key in names.SEARCH_ATTRIBUTE_KEYS] == list(names.SEARCH_ATTRIBUTES)
 

@@ -14,6 +14,7 @@ from starter.portal.routes import (
     changes,
     contact_form,
     create,
+    credentials,
     enrollments,
     review,
     second_factor,
@@ -35,5 +36,6 @@ for part in (
     review,
     admin,
     contact_form,
+    credentials,
 ):
     router.include_router(part.router)
