@@ -288,7 +288,7 @@ class PortalRoute(APIRoute):
                 if home is not None:
                     return redirect(home)
                 request.state.portal_user = exc.user
-                return page(request, "portal/nothing_yet.html", {"role": Role(exc.user.role)})
+                return page(request, "portal/nothing_yet.html", {"role": Role(exc.user.role), "no_account": True})
             except NotFound as exc:
                 return refusal(request, 404, "Not found", exc.message)
             except ServiceError as exc:
