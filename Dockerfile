@@ -15,6 +15,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY domain ./domain
 COPY credentials ./credentials
+COPY webhooks ./webhooks
 COPY store ./store
 COPY workflows ./workflows
 COPY activities ./activities

@@ -25,6 +25,7 @@ FormDueAt:Datetime
 AccountStatus:Keyword
 ServiceEndDate:Datetime
 CredentialBatchStatus:Keyword
+WebhookEndpointStatus:Keyword
 '
 
 log() {

@@ -38,6 +38,8 @@ class Permission(StrEnum):
     credentials_read = "credentials.read"
     credentials_upload = "credentials.upload"
     credentials_manage = "credentials.manage"
+    events_read = "events.read"
+    webhooks_manage = "webhooks.manage"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ PERMISSIONS: Mapping[Permission, Grant] = {
         _CREATORS | frozenset({Role.manufacturer}), "upload token secrets (PSKC files)"
     ),
     Permission.credentials_manage: Grant(_CREATORS, "assign token credentials to customers"),
+    Permission.events_read: Grant(_ADMINS | frozenset({Role.reseller}), "read events"),
+    Permission.webhooks_manage: Grant(_ADMINS | frozenset({Role.reseller}), "manage webhook endpoints"),
 }
 
 
@@ -157,6 +161,14 @@ def may_see_credential(viewer: Viewer, account_id: str, assigned_account_id: str
     if viewer.role == Role.customer:
         return assigned_account_id == viewer.account_id
     return False
+
+
+def event_scope(viewer: Viewer) -> str | None:
+    """The reseller account whose customers' events alone `viewer` sees (and its webhook endpoints receive): None
+    for an admin (every event); a reseller user's own account ("" when it has none, which matches no event)."""
+    if viewer.role == Role.admin:
+        return None
+    return viewer.account_id or ""
 
 
 def enrollment_scope(viewer: Viewer) -> str | None:

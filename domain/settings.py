@@ -134,6 +134,21 @@ class Settings(BaseSettings):
     """The largest PSKC file an upload takes, in bytes."""
     # Data that does not grow for ever (README "Retention"): what is older than this is pruned daily.
     retention_days: int = Field(default=400, ge=1)
+    # Events and webhooks (README "Events and webhooks").
+    events_retention: Duration = Field(default="30d", validate_default=True)
+    """How long events (GET /api/events) and webhook deliveries with their attempts are kept."""
+    webhooks_allow_private: bool = False
+    """Let webhook endpoints be `http` and on loopback or private addresses: development only (the dev stack)."""
+    # The mail providers' own webhooks (POST /api/mail-events/<provider>): each provider's verification secret.
+    mail_events_ses_topic_arns: str = ""
+    """The SNS topics (ARNs, comma-separated) whose SES notifications are taken; empty: SES reports are refused."""
+    mail_events_postmark_username: str | None = None
+    mail_events_postmark_password: SecretStr | None = None
+    """Basic auth that Postmark's webhook URL carries; unset: Postmark reports are refused."""
+    mail_events_mailgun_signing_key: SecretStr | None = None
+    """Mailgun's HTTP webhook signing key; unset: Mailgun reports are refused."""
+    mail_events_sendgrid_public_key: str | None = None
+    """SendGrid's signed event webhook verification key (base64 ECDSA public key); unset: refused."""
 
     def missing_secret(self) -> str | None:
         """Why this process must not start with the ENROLL_SECRET_KEY it has (none, a placeholder, too short), or
@@ -161,7 +176,16 @@ class Settings(BaseSettings):
             )
         return None
 
-    @field_validator("smtp_password", "secret_key", "payload_key", "temporal_api_key", "secrets_key", mode="before")
+    @field_validator(
+        "smtp_password",
+        "secret_key",
+        "payload_key",
+        "temporal_api_key",
+        "secrets_key",
+        "mail_events_postmark_password",
+        "mail_events_mailgun_signing_key",
+        mode="before",
+    )
     @classmethod
     def _empty_secret_is_unset(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, SecretStr):

@@ -384,3 +384,103 @@ class Credential(Base):
         Index("ix_credentials_account_imported", "account_id", "imported_at", "id"),
         Index("ix_credentials_account_state_imported", "account_id", "state", "imported_at", "id"),
     )
+
+
+class Event(Base):
+    """A state change as other systems see it (GET /api/events, webhooks): written in the transaction of the change
+    it describes, once (its id is derived from the change's key). `seq` orders them: an event is only ever added with
+    a `seq` above every one committed before it (`store.events.add_event`), so a reader that has seen `seq` n has
+    seen every event up to n."""
+
+    __tablename__ = "events"
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    data: Mapped[dict[str, Any]]
+    """The record as the API shows it: never a token, a secret or a form link."""
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    reseller_account_id: Mapped[str | None] = mapped_column(String(64))
+    """The reseller whose customer this is about: its users (and webhook endpoints) see the event."""
+
+    __table_args__ = (
+        Index("ix_events_type_seq", "type", "seq"),
+        Index("ix_events_reseller_seq", "reseller_account_id", "seq"),
+        # SQLite: AUTOINCREMENT, so a seq is never reused once the newest events are pruned.
+        {"sqlite_autoincrement": True},
+    )
+
+
+class WebhookEndpoint(Base):
+    """A URL that receives events, signed per Standard Webhooks; delivered by its WebhookEndpointWorkflow
+    (`webhook-endpoint-<id>`)."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    events: Mapped[list[str]] = mapped_column(JSON)
+    """The event types it receives, or ["*"] for all."""
+    owner_user_id: Mapped[str] = mapped_column(String(32))
+    owner_email: Mapped[str] = mapped_column(String(254))
+    """Who is emailed when it is disabled."""
+    reseller_account_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """A reseller's endpoint receives its customers' events only; None: an admin's, every event."""
+    secret: Mapped[str] = mapped_column(Text)
+    """`whsec_…`, sealed (store.sealed, the endpoint id as associated data)."""
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
+    """After a rotation the previous secret signs too, until then (24 h)."""
+    status: Mapped[str] = mapped_column(String(16))
+    """Enabled · Failing · Disabled"""
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None]
+    start_after: Mapped[int] = mapped_column(BigInteger)
+    """The newest event `seq` when it was registered: it receives the events after."""
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: its id is the `webhook-id` header, the same over every attempt and replay."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(64))
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    """Pending · Succeeded · Failed (every retry failed) · Cancelled (the endpoint was disabled or deleted)"""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+        Index("ix_webhook_deliveries_endpoint_seq", "endpoint_id", "event_seq"),
+        Index("ix_webhook_deliveries_created", "created_at"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: what came back (status, time taken, the first 1 KiB of the answer) or why none did."""
+
+    __tablename__ = "webhook_attempts"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """`<workflow id>/<activity id>/<activity attempt>`: recorded once, whatever the retries of the recording."""
+    delivery_id: Mapped[str] = mapped_column(String(40), index=True)
+    endpoint_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    number: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(16))
+    """scheduled · replay"""
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -32,6 +32,7 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     attributes.ACCOUNT_STATUS,
     attributes.SERVICE_END_DATE,
     attributes.CREDENTIAL_BATCH_STATUS,
+    attributes.WEBHOOK_ENDPOINT_STATUS,
 ]
 
 

@@ -23,6 +23,8 @@ ACCOUNT_STATUS = SearchAttributeKey.for_keyword("AccountStatus")
 SERVICE_END_DATE = SearchAttributeKey.for_datetime("ServiceEndDate")
 CREDENTIAL_BATCH_STATUS = SearchAttributeKey.for_keyword("CredentialBatchStatus")
 """A manufacturer's PSKC batch: Importing, Imported, Rejected (CredentialImportWorkflow)."""
+WEBHOOK_ENDPOINT_STATUS = SearchAttributeKey.for_keyword("WebhookEndpointStatus")
+"""A webhook endpoint: Enabled, Failing, Disabled (WebhookEndpointWorkflow)."""
 
 SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     ENROLLMENT_STATUS,
@@ -32,6 +34,7 @@ SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     ACCOUNT_STATUS,
     SERVICE_END_DATE,
     CREDENTIAL_BATCH_STATUS,
+    WEBHOOK_ENDPOINT_STATUS,
 )
 
 _CLI_TYPES = {
@@ -59,3 +62,8 @@ def administrator_workflow_id(user_id: str) -> str:
 def credential_batch_workflow_id(batch_id: str) -> str:
     """One manufacturer's PSKC batch being imported (CredentialImportWorkflow)."""
     return f"credential-batch-{batch_id}"
+
+
+def webhook_endpoint_workflow_id(endpoint_id: str) -> str:
+    """One webhook endpoint's deliveries (WebhookEndpointWorkflow)."""
+    return f"webhook-endpoint-{endpoint_id}"

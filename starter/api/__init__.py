@@ -10,12 +10,26 @@ from starter.api.routes import (
     audit,
     credentials,
     enrollments,
+    events,
     health,
     mail_events,
     metrics,
     tokens,
+    webhooks,
 )
 
 router = APIRouter()
-for part in (health, metrics, enrollments, accounts, administrators, credentials, tokens, audit, mail_events):
+for part in (
+    health,
+    metrics,
+    enrollments,
+    accounts,
+    administrators,
+    credentials,
+    tokens,
+    audit,
+    mail_events,
+    events,
+    webhooks,
+):
     router.include_router(part.router)

@@ -139,6 +139,8 @@ def _start(stack: _Stack, settings: Settings) -> None:
     env = {**os.environ, "ENROLL_DATA_DIR": str(data_dir), "ENROLL_EMBEDDED": "true"}
     env["ENROLL_METRICS_PORT"] = str(_metrics_port(settings))
     env.update(secrets_key_env(settings))
+    # Webhook receivers on this machine (http://127.0.0.1:…) are what one tries things with here; unless told.
+    env.setdefault("ENROLL_WEBHOOKS_ALLOW_PRIVATE", "true")
 
     if embedded_temporal:
         temporal = _temporal_binary()

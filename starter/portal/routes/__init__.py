@@ -19,6 +19,7 @@ from starter.portal.routes import (
     review,
     second_factor,
     tokens,
+    webhooks,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -37,5 +38,6 @@ for part in (
     admin,
     contact_form,
     credentials,
+    webhooks,
 ):
     router.include_router(part.router)
