@@ -87,6 +87,11 @@ def render(settings: Settings, request: EmailRequest) -> tuple[str, str, str]:
     """(subject, text, html) of `request`."""
     if request.administrator is not None:
         context = _administrator_context(settings, request.kind, request.administrator)
+    elif request.webhook is not None:
+        context = {
+            "w": request.webhook,
+            "endpoint_url": f"{settings.public_url}/webhooks/{request.webhook.endpoint_id}",
+        }
     else:
         context = _enrollment_context(settings, request)
     subject_line, _, text = _templates.get_template(f"{request.kind.value}.txt").render(context).partition("\n")
@@ -175,6 +180,9 @@ def build_message(settings: Settings, request: EmailRequest, key: str) -> EmailM
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = message_id_for(key, settings.mail_from)
+    # Postmark reports on a message by its own id; this header makes its webhooks carry ours back (in Metadata),
+    # so POST /api/mail-events/postmark can match them. Other relays pass it on unread.
+    message["X-PM-Metadata-message-id"] = message["Message-ID"]
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")

@@ -141,14 +141,17 @@ class Settings(BaseSettings):
     """Let webhook endpoints be `http` and on loopback or private addresses: development only (the dev stack)."""
     # The mail providers' own webhooks (POST /api/mail-events/<provider>): each provider's verification secret.
     mail_events_ses_topic_arns: str = ""
-    """The SNS topics (ARNs, comma-separated) whose SES notifications are taken; empty: SES reports are refused."""
+    """The SNS topics (ARNs, comma-separated) whose SES notifications `/api/mail-events/ses` takes, and whose
+    subscriptions it confirms; empty: SES reports are refused (401). Anyone can point a topic of their own here."""
     mail_events_postmark_username: str | None = None
+    """The user of the basic auth in Postmark's webhook URL (`https://user:password@…/api/mail-events/postmark`)."""
     mail_events_postmark_password: SecretStr | None = None
-    """Basic auth that Postmark's webhook URL carries; unset: Postmark reports are refused."""
+    """The password of that basic auth (Postmark signs nothing: this is its secret); either unset: refused (401)."""
     mail_events_mailgun_signing_key: SecretStr | None = None
-    """Mailgun's HTTP webhook signing key; unset: Mailgun reports are refused."""
+    """Mailgun's HTTP webhook signing key (its HMAC key for `/api/mail-events/mailgun`); unset: refused (401)."""
     mail_events_sendgrid_public_key: str | None = None
-    """SendGrid's signed event webhook verification key (base64 ECDSA public key); unset: refused."""
+    """SendGrid's Signed Event Webhook verification key, base64 (DER SubjectPublicKeyInfo, ECDSA P-256) as SendGrid
+    shows it, for `/api/mail-events/sendgrid`; unset: refused (401)."""
 
     def missing_secret(self) -> str | None:
         """Why this process must not start with the ENROLL_SECRET_KEY it has (none, a placeholder, too short), or

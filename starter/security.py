@@ -93,6 +93,9 @@ def _is_page(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 NOT_JSON = "must be a JSON document sent with Content-Type: application/json"
+SNS_PATH = "/api/mail-events/ses"
+"""Amazon SNS posts its JSON messages as `text/plain; charset=UTF-8`, and cannot be told otherwise for a
+subscription's confirmation: that one path takes text/plain too (its body is still parsed as JSON, and verified)."""
 
 
 class BodyTooLarge(Exception):
@@ -119,7 +122,14 @@ class SecurityMiddleware:
             return
         has_body = (declared is not None and int(declared) > 0) or b"transfer-encoding" in headers
         json_path = scope["path"].startswith(JSON_PATHS)
-        if json_path and has_body and not _is_json(content_type) and not (upload and _is_form(content_type)):
+        sns = scope["path"] == SNS_PATH and content_type.split(b";", 1)[0].strip().lower() == b"text/plain"
+        if (
+            json_path
+            and has_body
+            and not _is_json(content_type)
+            and not (upload and _is_form(content_type))
+            and not sns
+        ):
             await self._refuse(send, 422, {"errors": [{"field": "body", "message": NOT_JSON}]})
             return
         seen = 0

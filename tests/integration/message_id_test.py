@@ -88,3 +88,4 @@ def test_the_built_message_carries_it_without_defects(tmp_path: Path) -> None:
     assert str(header).strip() == sent
     assert not header.defects, header.defects
     assert str(build_message(settings, request, key)["Message-ID"]) == sent
+    assert str(parsed["X-PM-Metadata-message-id"]).strip() == sent, "Postmark's webhooks carry it back (Metadata)"
