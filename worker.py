@@ -1,7 +1,7 @@
-"""The worker: runs EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow, CredentialImportWorkflow and
-the daily InactiveAdministratorsWorkflow and RetentionWorkflow and their activities on the task queue
-(`ENROLL_TASK_QUEUE`; `workflows.names.TASK_QUEUE`, `enrollment`, by default), and creates the daily runs' Temporal
-Schedules at start."""
+"""The worker: runs EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow, CredentialImportWorkflow,
+WebhookEndpointWorkflow and the daily InactiveAdministratorsWorkflow and RetentionWorkflow and their activities on
+the task queue (`ENROLL_TASK_QUEUE`; `workflows.names.TASK_QUEUE`, `enrollment`, by default), and creates the daily
+runs' Temporal Schedules at start."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from activities.administrators import AdministratorActivities
 from activities.credentials import CredentialActivities
 from activities.enrollment import EnrollmentActivities
 from activities.retention import RetentionActivities
+from activities.webhooks import WebhookActivities
 from domain.settings import Settings
 from observability import logs, tracing
 from observability.metrics import worker_runtime, zero_worker_counters
@@ -33,6 +34,7 @@ from workflows.enrollment import EnrollmentWorkflow
 from workflows.inactive import InactiveAdministratorsWorkflow, ensure_schedule
 from workflows.retention import RetentionWorkflow
 from workflows.retention import ensure_schedule as ensure_retention_schedule
+from workflows.webhook_endpoint import WebhookEndpointWorkflow
 
 # A payload that does not fit its model (say, an activity result) fails the run at once instead of retrying
 # the workflow task forever. (A start input that does not decode never reaches workflow code; the API and
@@ -47,6 +49,10 @@ A sandboxed run costs about 0.3 MB here; with 400 the worker reached 293 MB at 1
 well inside 300 MB however many enrollments wait (`bench/worker_memory.py`). A waiting enrollment wakes days
 apart, and one not cached replays its short history on the next task; a create's runs stay cached for the few
 seconds they are busy."""
+ACTIVITY_SLOTS = 300
+"""Activities one worker runs at once (the SDK's default is 100). Each enabled webhook endpoint keeps one waiting for
+its next event (`collect_events`, an idle coroutine that costs nothing but the slot), so the default would leave
+fewer for the work that sends and writes as endpoints are added. Store and SMTP work is bounded by their own pools."""
 
 
 def compile_workflow_modules() -> None:
@@ -75,6 +81,7 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
     administrators = AdministratorActivities(settings)
     retention = RetentionActivities(settings)
     credentials = CredentialActivities(settings)
+    webhooks = WebhookActivities(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -85,6 +92,7 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             InactiveAdministratorsWorkflow,
             RetentionWorkflow,
             CredentialImportWorkflow,
+            WebhookEndpointWorkflow,
         ],
         activities=[
             enrollment.validate,
@@ -110,9 +118,15 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             credentials.prepare_batch,
             credentials.import_chunk,
             credentials.finish_batch,
+            webhooks.collect_events,
+            webhooks.attempt_delivery,
+            webhooks.record_endpoint_status,
+            webhooks.notify_endpoint_disabled,
+            webhooks.reschedule_deliveries,
         ],
         workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
         max_cached_workflows=WORKFLOW_CACHE,
+        max_concurrent_activities=ACTIVITY_SLOTS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 

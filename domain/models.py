@@ -214,6 +214,7 @@ class EmailKind(StrEnum):
     administrators_skipped = "administrators_skipped"
     inactive_warning = "inactive_warning"
     password_reset = "password_reset"  # noqa: S105 - an email kind, not a password
+    webhook_disabled = "webhook_disabled"
 
 
 LINK_EMAILS = (EmailKind.invitation, EmailKind.reminder)
@@ -240,14 +241,25 @@ class AdministratorMail(Frozen):
     """Only for `password_reset`: the API sends that email itself (no workflow), so the token stays in memory."""
 
 
+class WebhookNotice(Frozen):
+    """What the email to a webhook endpoint's owner says when its deliveries stopped. Built by the activity that
+    sends it, from the store: the owner's address never enters the endpoint's history."""
+
+    endpoint_id: str
+    url: str
+    description: str
+    reason: str
+
+
 class EmailRequest(Frozen):
-    """One email to send, about an enrollment, an account or an administrator; workflow id + activity id make it
-    idempotent."""
+    """One email to send, about an enrollment, an account, an administrator or a webhook endpoint; workflow id +
+    activity id make it idempotent."""
 
     kind: EmailKind
     enrollment: EnrollmentView | None = None
     account: AccountView | None = None
     administrator: AdministratorMail | None = None
+    webhook: WebhookNotice | None = None
     to: list[str]
     link_version: int | None = None
     reason: str | None = None

@@ -103,6 +103,8 @@ class WebhookEndpointInput(Frozen):
     pending: tuple[PendingDelivery, ...] = ()
     updates: tuple[str, ...] = ()
     """The ids of the last updates applied (one delivered again to the next run is not applied twice)."""
+    history_limit: int = Field(default=4000, ge=20)
+    """History events after which the run hands over to a fresh one (well below Temporal's limits)."""
 
 
 class CollectEvents(Frozen):
@@ -146,13 +148,6 @@ class EndpointStatusChange(Frozen):
     status: EndpointStatus
     reason: str | None = None
     failing_since: datetime | None = None
-    notify_owner: bool = False
-    """Email the endpoint's owner (it was disabled by its failures or a 410)."""
-
-
-class DeliveriesCancelled(Frozen):
-    endpoint_id: str
-    delivery_ids: tuple[str, ...]
 
 
 class EnableEndpoint(Frozen):

@@ -119,6 +119,9 @@ def configure(settings: Settings, level: int = logging.INFO) -> None:
     handler.setFormatter(formatter(settings))
     handler.addFilter(Redact())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # httpx logs every request's URL at INFO: a webhook endpoint's URL may carry its receiver's token in its query.
+    # Our own line per failed attempt names the delivery and endpoint ids instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if settings.log_format == "json":
         # The ids are fields of their own; the SDK's loggers need not repeat them in the message.
         activity.logger.activity_info_on_message = False

@@ -20,6 +20,7 @@ from starter.services.credentials import CredentialService
 from starter.services.enrollments import EnrollmentService
 from starter.services.errors import NotFound
 from starter.services.tokens import TokenService
+from starter.services.webhooks import WebhookService
 from store import users
 from store.tables import User
 from workflows.client import connect_for_requests
@@ -168,6 +169,15 @@ def get_token_service(settings: SettingsDep) -> TokenService:
 
 
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+
+
+def get_webhook_service(settings: SettingsDep, client: ClientDep) -> WebhookService:
+    return WebhookService(settings, client)
+
+
+WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
+WebhookManager = Annotated[User, require(Permission.webhooks_manage)]
+"""Admins (every event) and a reseller's administrators (its customers' events): `domain.access.event_scope`."""
 
 
 def get_account_reader(settings: SettingsDep) -> AccountReader:

@@ -21,6 +21,7 @@ from domain.models import (
     TimelineEvent,
 )
 from domain.rules import organization_key
+from store import events
 from store.db import transaction
 from store.enrollments import account_columns, record_version
 from store.paging import MAX_PAGE, escape_like, newest_first, now
@@ -74,7 +75,8 @@ async def record_account(url: str, record: RecordAccount) -> None:
 
 
 async def _add_event(session: AsyncSession, record: RecordAccount) -> None:
-    """The record's timeline event, once (by its key)."""
+    """The record's timeline event, once (by its key); and with a new one that other systems hear of, its event
+    (store/events.py), last in the transaction."""
     if record.event is None:
         return
     seen = await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
@@ -91,6 +93,17 @@ async def _add_event(session: AsyncSession, record: RecordAccount) -> None:
                 source=record.event.source,
             )
         )
+        kind = events.account_event_type(record.event.event, record.view.status)
+        if kind is not None:
+            await events.add_event(
+                session,
+                key=record.event_key,
+                type=kind,
+                created_at=record.event.at,
+                data=events.account_data(record.view),
+                account_id=record.view.id,
+                reseller_account_id=record.view.reseller_account_id,
+            )
 
 
 def _view(row: Account, timeline: list[TimelineEntry]) -> AccountView:

@@ -14,7 +14,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,10 +34,11 @@ from domain.models import (
     MemberType,
     Role,
 )
-from store import audit, users
+from domain.webhooks import EventType
+from store import audit, events, users
 from store.db import transaction
 from store.paging import now
-from store.tables import TimelineEntry, User, UserLink
+from store.tables import Account, TimelineEntry, User, UserLink
 from store.users import UserError
 
 MEMBER_ROLE_NAMES = frozenset(role.value for role in MEMBER_ROLES.values())
@@ -374,7 +377,7 @@ async def _consume(session: AsyncSession, token: str, purpose: str) -> tuple[Use
 async def activate(url: str, token: str, password_hash: str) -> User:
     """Set the administrator's password and consume the activation link; `LinkRefused` says why not."""
     async with transaction(url) as session:
-        _, user = await _consume(session, token, ACTIVATION)
+        link, user = await _consume(session, token, ACTIVATION)
         at = now()
         user.password_hash = password_hash
         user.invitation = "activated"
@@ -389,7 +392,34 @@ async def activate(url: str, token: str, password_hash: str) -> User:
             note=user.email,
             account_id=user.account_id,
         )
+        await _activated_event(session, user, link.token_hash, at)
         return user
+
+
+def administrator_data(administrator: Administrator) -> dict[str, Any]:
+    """The administrator as the API shows it (`AdministratorOut`): never a token, password or second-factor key."""
+    data: dict[str, Any] = _ADMINISTRATOR_JSON.dump_python(administrator, mode="json")
+    return data
+
+
+_ADMINISTRATOR_JSON = TypeAdapter(Administrator)
+
+
+async def _activated_event(session: AsyncSession, user: User, link_hash: str, at: datetime) -> None:
+    """`administrator.activated`, last in the activation's transaction (keyed by the link, which is used once).
+    Just activated with a new password, the administrator is Active: no failed sign-in has locked them yet. The
+    account's reseller, if any, sees it."""
+    assert user.account_id is not None
+    reseller = await session.scalar(select(Account.reseller_account_id).where(Account.id == user.account_id))
+    await events.add_event(
+        session,
+        key=f"administrator-activated/{link_hash}",
+        type=EventType.administrator_activated,
+        created_at=at,
+        data=administrator_data(_administrator(user, False, at)),
+        account_id=user.account_id,
+        reseller_account_id=reseller,
+    )
 
 
 async def create_reset_link(url: str, email: str) -> tuple[str, User] | None:

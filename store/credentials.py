@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import String, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -35,7 +36,8 @@ from sqlalchemy.orm import defer
 from credentials.pskc import KeyEntry
 from credentials.sealing import SecretsKeys, key_id_of, seal, unseal
 from domain.models import Actor, CredentialBatchStatus, CredentialState, MemberType
-from store import audit
+from domain.webhooks import EventType
+from store import audit, events
 from store.db import transaction
 from store.paging import NEWEST, BadCursor, decode_cursor, encode_cursor, escape_like, instant, now, page_size
 from store.tables import Account, Credential, CredentialBatch, CredentialRejection, CredentialStaged, TimelineEntry
@@ -442,6 +444,9 @@ async def reject_batch(url: str, batch_id: str, reason: str, *, by: Actor | None
                     account_id=row.account_id,
                     key=key,
                 )
+            view = await _view(session, row)
+            await _ended_event(session, key, view, EventType.credential_batch_rejected)
+            return view
         return await _view(session, row)
 
 
@@ -542,11 +547,12 @@ async def finish_batch(url: str, batch_id: str) -> BatchView:
         row = await session.get(CredentialBatch, batch_id, with_for_update=True, options=WITHOUT_FILE)
         if row is None:
             raise LookupError(f"no credential batch {batch_id}")
-        if row.status == CredentialBatchStatus.importing.value:
+        ended = row.status == CredentialBatchStatus.importing.value
+        key = f"credential-batch/{batch_id}/ended"
+        if ended:
             row.status = CredentialBatchStatus.imported.value
             row.finished_at = now()
             rejected = (await _rejected_counts(session, [batch_id])).get(batch_id, 0)
-            key = f"credential-batch/{batch_id}/ended"
             if not await _recorded(session, key):
                 audit.append(
                     session,
@@ -557,7 +563,74 @@ async def finish_batch(url: str, batch_id: str) -> BatchView:
                     key=key,
                 )
         await _end(session, row)
-        return await _view(session, row)
+        view = await _view(session, row)
+        if ended:
+            await _ended_event(session, key, view, EventType.credential_batch_imported)
+        return view
+
+
+REJECTED_SHOWN = 1000
+"""Keys rejected one by one that a batch's JSON lists (`GET …/credential-batches/{id}` and its event); its
+`rejected_count` counts them all and its report lists every one."""
+
+
+def batch_path(account_id: str, batch_id: str) -> str:
+    return f"/api/accounts/{account_id}/credential-batches/{batch_id}"
+
+
+def batch_data(view: BatchView, rejected: Sequence[Rejection]) -> dict[str, Any]:
+    """An ended batch as `GET /api/accounts/{id}/credential-batches/{batch_id}` shows it (`BatchOut`): ids,
+    counts, the keys rejected (the first REJECTED_SHOWN) and the reason of a batch rejected as a whole. Never a
+    secret or the file."""
+    return {
+        "id": view.id,
+        "account_id": view.account_id,
+        "status": view.status.value,
+        "filename": view.filename,
+        "size": view.size,
+        "sha256": view.sha256,
+        "total": view.total,
+        "processed": view.processed,
+        "accepted": view.accepted,
+        "rejected": [{"credential_id": r.serial, "index": r.key_index, "reason": r.reason} for r in rejected],
+        "rejected_count": view.rejected,
+        "reason": view.reason,
+        "created_by": view.created_by,
+        "created_at": _json_time(view.created_at),
+        "finished_at": _json_time(view.finished_at) if view.finished_at else None,
+        "report": batch_path(view.account_id, view.id) + "/report.csv",
+    }
+
+
+def _json_time(at: datetime) -> str:
+    """A time as the API's JSON writes it (pydantic: ISO 8601, UTC as `Z`)."""
+    text: str = _TIME_JSON.dump_python(at, mode="json")
+    return text
+
+
+_TIME_JSON = TypeAdapter(datetime)
+
+
+async def _ended_event(session: AsyncSession, key: str, view: BatchView, kind: EventType) -> None:
+    """`credential_batch.imported` or `.rejected`, last in the transaction that ends the batch (store/events.py):
+    about the manufacturer's account (and its reseller, if it has one)."""
+    rows = await session.scalars(
+        select(CredentialRejection)
+        .where(CredentialRejection.batch_id == view.id)
+        .order_by(CredentialRejection.key_index)
+        .limit(REJECTED_SHOWN)
+    )
+    rejected = [Rejection(key_index=r.key_index, serial=r.serial, reason=r.reason) for r in rows]
+    reseller = await session.scalar(select(Account.reseller_account_id).where(Account.id == view.account_id))
+    await events.add_event(
+        session,
+        key=key,
+        type=kind,
+        created_at=view.finished_at or now(),
+        data=batch_data(view, rejected),
+        account_id=view.account_id,
+        reseller_account_id=reseller,
+    )
 
 
 # --- the inventory -----------------------------------------------------------------------------------------------

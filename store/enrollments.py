@@ -18,6 +18,7 @@ from domain.models import (
 )
 from domain.rules import organization_key
 from domain.status import OPEN_STATUSES
+from store import events
 from store.db import transaction
 from store.paging import newest_first, now, organization_search
 from store.tables import Enrollment, OrganizationClaim, TimelineEntry
@@ -70,7 +71,8 @@ async def _closed(session: AsyncSession, enrollment_id: str) -> bool:
 
 
 async def record_enrollment(url: str, record: RecordEnrollment) -> None:
-    """Upsert the enrollment row from the workflow's view and add the event once (keyed).
+    """Upsert the enrollment row from the workflow's view and add the event once (keyed), and with a new timeline
+    event that other systems hear of, its event (store/events.py) in the same transaction.
 
     The row is written only by a record newer than the one it holds (by the event counter, compared in SQL): a
     timed-out attempt that is still running cannot bring back an older view, or its claim."""
@@ -132,6 +134,17 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
                         source=record.event.source,
                     )
                 )
+                kind = events.enrollment_event_type(record.event.event)
+                if kind is not None:
+                    await events.add_event(  # last: it takes the events' order lock (store/events.py)
+                        session,
+                        key=record.event_key,
+                        type=kind,
+                        created_at=record.event.at,
+                        data=events.enrollment_data(view),
+                        account_id=view.account_id,
+                        reseller_account_id=view.reseller_account_id,
+                    )
     except IntegrityError as exc:
         # Two writers raced for the same claim: whoever holds it now is the answer.
         holder = await find_claim(url, view.organization_name)

@@ -472,6 +472,7 @@ class WebhookAttempt(Base):
     """One POST of a delivery: what came back (status, time taken, the first 1 KiB of the answer) or why none did."""
 
     __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_at", "at"),)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     """`<workflow id>/<activity id>/<activity attempt>`: recorded once, whatever the retries of the recording."""
     delivery_id: Mapped[str] = mapped_column(String(40), index=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
@@ -56,7 +57,7 @@ class Workers:
 
 @contextlib.asynccontextmanager
 async def worker_stack(
-    tmp_path: Path, temporal: WorkflowEnvironment, smtp_port: int, task_queue: str
+    tmp_path: Path, temporal: WorkflowEnvironment, smtp_port: int, task_queue: str, **extra: Any
 ) -> AsyncIterator[tuple[Workers, httpx.AsyncClient, dict[str, str]]]:
     """(the workers, the API, a CSM's bearer header); no worker is started yet, and every one is killed after."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}"
@@ -67,6 +68,7 @@ async def worker_stack(
         temporal_address=temporal.client.service_client.config.target_host,
         smtp_port=smtp_port,
         task_queue=task_queue,
+        **extra,
     )
     await users.add_user(url, email="csm@provider.example", role=Role.csm, password="correct horse battery")
     auth = {"Authorization": f"Bearer {await users.create_token(url, 'csm@provider.example')}"}

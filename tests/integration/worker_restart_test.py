@@ -34,6 +34,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         ENROLL_SMTP_PORT=str(settings.smtp_port),
         ENROLL_SECRET_KEY=settings.secret_key.get_secret_value() if settings.secret_key else "",
         ENROLL_PUBLIC_URL=settings.public_url,
+        ENROLL_WEBHOOKS_ALLOW_PRIVATE=str(settings.webhooks_allow_private).lower(),
     )
     return env
 

@@ -49,6 +49,16 @@ from domain.models import (
     SubmitForm,
     UsageReport,
 )
+from domain.webhooks import (
+    AttemptDelivery,
+    AttemptOutcome,
+    CollectedEvents,
+    CollectEvents,
+    EnableEndpoint,
+    EndpointStatusChange,
+    RemoveEndpoint,
+    ReplayDelivery,
+)
 from starter.services.temporal import run_update
 from tests.conftest import SEARCH_ATTRIBUTES
 from tests.workflows import account_test, administrator_test, enrollment_test
@@ -58,6 +68,7 @@ from workflows.administrator import AdministratorWorkflow
 from workflows.credential_import import CredentialImportWorkflow, start_import
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.names import account_workflow_id, administrator_workflow_id, enrollment_workflow_id
+from workflows.webhook_endpoint import WebhookEndpointWorkflow, start_endpoint
 
 HERE = Path(__file__).parent / "histories"
 DAY = 86_400.0
@@ -271,6 +282,69 @@ CREDENTIAL_SCENARIOS: dict[str, Scenario] = {
     "credential-batch-imported": credential_batch_imported,
 }
 
+
+async def webhook_endpoint_lifecycle(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    """Two deliveries, one failing once (Failing, then Enabled again on its retry), disabled and enabled by its
+    owner, one replayed, then deleted."""
+    await wait_for_delivered(handle, 2)
+    await handle.execute_update("set_enabled", EnableEndpoint(enabled=False), id="disable-1")
+    await handle.execute_update("set_enabled", EnableEndpoint(enabled=True), id="enable-1")
+    await handle.execute_update("replay", ReplayDelivery(delivery_id="msg_b"), id="replay-1")
+    await wait_for_delivered(handle, 3)
+    await handle.execute_update("remove", RemoveEndpoint(), id="remove-1")
+    await handle.result()
+
+
+WEBHOOK_ATTEMPTS: dict[str, int] = {}
+
+
+async def wait_for_delivered(handle: WorkflowHandle[Any, Any], count: int) -> None:
+    for _ in range(300):
+        if sum(1 for key, n in WEBHOOK_ATTEMPTS.items() if key.endswith(":ok")) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the deliveries never went")
+
+
+def webhook_activities() -> list[Any]:
+    """An endpoint's steps, faked: two events collected once, `msg_a` refused once (500), then all delivered."""
+    collected: list[int] = []
+
+    @activity.defn(name="collect_events")
+    async def collect_events(request: CollectEvents) -> CollectedEvents:
+        if not collected:
+            collected.append(1)
+            return CollectedEvents(delivery_ids=("msg_a", "msg_b"), cursor=request.after + 2)
+        await asyncio.sleep(1)  # waits for an event, as the real one does (up to its wait)
+        return CollectedEvents(delivery_ids=(), cursor=request.after)
+
+    @activity.defn(name="attempt_delivery")
+    async def attempt_delivery(request: AttemptDelivery) -> AttemptOutcome:
+        if request.delivery_id == "msg_a" and request.number == 1:
+            WEBHOOK_ATTEMPTS[f"{request.delivery_id}-{request.number}:failed"] = 1
+            return AttemptOutcome(delivered=False, status_code=500)
+        WEBHOOK_ATTEMPTS[f"{request.delivery_id}-{request.number}-{len(WEBHOOK_ATTEMPTS)}:ok"] = 1
+        return AttemptOutcome(delivered=True, status_code=200)
+
+    @activity.defn(name="record_endpoint_status")
+    async def record_endpoint_status(change: EndpointStatusChange) -> None:
+        pass
+
+    @activity.defn(name="notify_endpoint_disabled")
+    async def notify_endpoint_disabled(change: EndpointStatusChange) -> None:
+        pass
+
+    @activity.defn(name="reschedule_deliveries")
+    async def reschedule_deliveries(delivery_ids: list[str]) -> None:
+        pass
+
+    return [collect_events, attempt_delivery, record_endpoint_status, notify_endpoint_disabled, reschedule_deliveries]
+
+
+WEBHOOK_SCENARIOS: dict[str, Scenario] = {
+    "webhook-endpoint-failed-retried-replayed-removed": webhook_endpoint_lifecycle,
+}
+
 ADMINISTRATOR_SCENARIOS: dict[str, Scenario] = {
     "administrator-expired-resent": administrator_expired_resent,
 }
@@ -296,12 +370,22 @@ async def record(
             a for a in account_test.Fakes().activities() if a.__temporal_activity_definition.name == "record_account"
         ]
         activities = (
-            enrollment_test.Fakes().activities() + account_only + administrator_activities() + credential_activities()
+            enrollment_test.Fakes().activities()
+            + account_only
+            + administrator_activities()
+            + credential_activities()
+            + webhook_activities()
         )
         async with Worker(
             env.client,
             task_queue=task_queue,
-            workflows=[EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow, CredentialImportWorkflow],
+            workflows=[
+                EnrollmentWorkflow,
+                MemberAccountWorkflow,
+                AdministratorWorkflow,
+                CredentialImportWorkflow,
+                WebhookEndpointWorkflow,
+            ],
             activities=activities,
         ):
             handle = await start(env, task_queue)
@@ -370,10 +454,15 @@ async def credential_starter(env: WorkflowEnvironment, task_queue: str) -> Workf
     return await start_import(env.client, uuid.uuid4().hex[:16], task_queue)
 
 
+async def webhook_starter(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    return await start_endpoint(env.client, uuid.uuid4().hex[:16], 0, task_queue)
+
+
 async def main(names: list[str]) -> None:
     HERE.mkdir(parents=True, exist_ok=True)
     if not names:
-        print("scenarios:", *ENROLLMENT_SCENARIOS, *ACCOUNT_SCENARIOS, *ADMINISTRATOR_SCENARIOS, *CREDENTIAL_SCENARIOS)
+        scenarios = (ENROLLMENT_SCENARIOS, ACCOUNT_SCENARIOS, ADMINISTRATOR_SCENARIOS, CREDENTIAL_SCENARIOS)
+        print("scenarios:", *(name for group in scenarios for name in group), *WEBHOOK_SCENARIOS)
     for name in names:
         if name in ("enrollment-mail-continued-as-new", "enrollment-carried-resent-bounced-continued"):
             await record(name, lambda env, queue: enrollment_starter(env, queue, 60), ENROLLMENT_SCENARIOS[name])
@@ -383,6 +472,8 @@ async def main(names: list[str]) -> None:
             await record(name, enrollment_starter, ENROLLMENT_SCENARIOS[name])
         elif name in CREDENTIAL_SCENARIOS:
             await record(name, credential_starter, CREDENTIAL_SCENARIOS[name])
+        elif name in WEBHOOK_SCENARIOS:
+            await record(name, webhook_starter, WEBHOOK_SCENARIOS[name])
         elif name in ADMINISTRATOR_SCENARIOS:
             await record(name, administrator_starter, ADMINISTRATOR_SCENARIOS[name])
         else:

@@ -15,20 +15,27 @@ from workflows.account import MemberAccountWorkflow
 from workflows.administrator import AdministratorWorkflow
 from workflows.credential_import import CredentialImportWorkflow
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.webhook_endpoint import WebhookEndpointWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def test_there_are_histories_for_every_long_lived_workflow() -> None:
     names = {path.name.split("-")[0] for path in HISTORIES}
-    assert names == {"enrollment", "account", "administrator", "credential"}
+    assert names == {"enrollment", "account", "administrator", "credential", "webhook"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     replayer = Replayer(
-        workflows=[EnrollmentWorkflow, MemberAccountWorkflow, AdministratorWorkflow, CredentialImportWorkflow],
+        workflows=[
+            EnrollmentWorkflow,
+            MemberAccountWorkflow,
+            AdministratorWorkflow,
+            CredentialImportWorkflow,
+            WebhookEndpointWorkflow,
+        ],
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)

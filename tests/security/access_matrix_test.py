@@ -28,6 +28,8 @@ from workflows.codec import new_key_text
 
 PUBLIC = "public"
 SIGNED_IN = "signed in"
+PROVIDER = "provider's signature"
+"""A mail provider's webhook: authenticated by the provider's signature, not by who is signed in (401 for all)."""
 Rule = Permission | str | tuple[Permission, ...]
 """A permission, PUBLIC or SIGNED_IN, or permissions of which any lets one through."""
 P = Permission
@@ -82,6 +84,20 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit.csv"): P.audit_export,
     ("GET", "/api/mail-health"): P.mail_health,
     ("POST", "/api/mail-events"): P.mail_events,
+    ("POST", "/api/mail-events/ses"): PROVIDER,
+    ("POST", "/api/mail-events/postmark"): PROVIDER,
+    ("POST", "/api/mail-events/mailgun"): PROVIDER,
+    ("POST", "/api/mail-events/sendgrid"): PROVIDER,
+    ("GET", "/api/events"): P.events_read,
+    ("GET", "/api/webhook-endpoints"): P.webhooks_manage,
+    ("POST", "/api/webhook-endpoints"): P.webhooks_manage,
+    ("GET", "/api/webhook-endpoints/{endpoint_id}"): P.webhooks_manage,
+    ("PATCH", "/api/webhook-endpoints/{endpoint_id}"): P.webhooks_manage,
+    ("DELETE", "/api/webhook-endpoints/{endpoint_id}"): P.webhooks_manage,
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"): P.webhooks_manage,
+    ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries"): P.webhooks_manage,
+    ("GET", "/api/webhook-deliveries/{delivery_id}"): P.webhooks_manage,
+    ("POST", "/api/webhook-deliveries/{delivery_id}/replay"): P.webhooks_manage,
     ("POST", "/codec/encode"): P.enrollments_read,
     ("POST", "/codec/decode"): P.enrollments_read,
     ("GET", "/enroll/thanks"): PUBLIC,
@@ -165,6 +181,16 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/users/{user_id}/second-factor/reset"): P.users_manage,
     ("POST", "/admin/users/{user_id}/tokens/{token_id}/revoke"): P.users_manage,
     ("GET", "/admin/audit.csv"): P.audit_export,
+    ("GET", "/webhooks"): P.webhooks_manage,
+    ("POST", "/webhooks"): P.webhooks_manage,
+    ("GET", "/webhooks/{endpoint_id}"): P.webhooks_manage,
+    ("POST", "/webhooks/{endpoint_id}"): P.webhooks_manage,
+    ("POST", "/webhooks/{endpoint_id}/disable"): P.webhooks_manage,
+    ("POST", "/webhooks/{endpoint_id}/enable"): P.webhooks_manage,
+    ("POST", "/webhooks/{endpoint_id}/rotate-secret"): P.webhooks_manage,
+    ("GET", "/webhooks/{endpoint_id}/delete"): P.webhooks_manage,
+    ("POST", "/webhooks/{endpoint_id}/delete"): P.webhooks_manage,
+    ("POST", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay"): P.webhooks_manage,
 }
 ROLES = list(Role)
 IDS = {
@@ -175,6 +201,8 @@ IDS = {
     "token": "no-such-link",
     "message_id": "no-such-message",
     "batch_id": "no-such-batch",
+    "endpoint_id": "no-such-endpoint",
+    "delivery_id": "no-such-delivery",
 }
 SIGN_IN_REDIRECT = re.compile(r"^/signin(\?next=|$)")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "access.md"
@@ -203,7 +231,7 @@ def permissions_of(rule: Rule) -> tuple[Permission, ...]:
 def expected(rule: Rule, role: Role | None) -> str:
     if rule == PUBLIC:
         return "allowed"
-    if role is None:
+    if role is None or rule == PROVIDER:
         return "sign in"
     if rule == SIGNED_IN or any(role in PERMISSIONS[Permission(each)].roles for each in permissions_of(rule)):
         return "allowed"
@@ -309,7 +337,7 @@ def doc_rows() -> list[str]:
     for (method, path), rule in MATRIX.items():
         portal = portal_of.get((method, path), False)
         cells = " | ".join(cell(rule, role, portal) for role in [None, *ROLES])
-        rule_text = rule if isinstance(rule, str) and rule in (PUBLIC, SIGNED_IN) else rule_name(rule)
+        rule_text = rule if isinstance(rule, str) and rule in (PUBLIC, SIGNED_IN, PROVIDER) else rule_name(rule)
         kind = "portal" if portal else "API" if path.startswith(("/api/", "/codec/")) else "other"
         rows.append(f"| {method} | `{path}` | {kind} | {rule_text} | {cells} |")
     return rows

@@ -87,6 +87,7 @@ def test_ids_task_queue_and_search_attributes_are_spelled_as_ops_filter_on_them(
         "AccountStatus": "Keyword",
         "ServiceEndDate": "Datetime",
         "CredentialBatchStatus": "Keyword",
+        "WebhookEndpointStatus": "Keyword",
     }
     assert [key.name for key in names.SEARCH_ATTRIBUTE_KEYS] == list(names.SEARCH_ATTRIBUTES)
 

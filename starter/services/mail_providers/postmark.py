@@ -4,8 +4,9 @@ Postmark signs nothing, so the shared secret in the URL is what it offers.
 
 Postmark's `MessageID` is Postmark's own id, not the Message-ID we set. Our Message-ID reaches the webhook only as
 metadata: a message sent through Postmark's SMTP with a header `X-PM-Metadata-message-id: <…>` comes back with
-`"Metadata": {"message-id": "<…>"}`, and every email we send carries that header (`activities.email.build_message`). `METADATA_KEYS` are the keys looked at; a report without one is answered `200`
-with `applied: false` and a note (see `starter.services.mail_providers`).
+`"Metadata": {"message-id": "<…>"}`, and every email we send carries that header (`activities.email.build_message`).
+`METADATA_KEYS` are the keys looked at; a report without one is answered `200` with `applied: false` and a note
+(see `starter.services.mail_providers`).
 """
 
 from __future__ import annotations

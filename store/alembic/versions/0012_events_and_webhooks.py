@@ -91,6 +91,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key"),
     )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
+    op.create_index("ix_webhook_attempts_at", "webhook_attempts", ["at"])
 
 
 def downgrade() -> None:
