@@ -34,7 +34,7 @@ from workflows.enrollment import EnrollmentWorkflow
 from workflows.inactive import InactiveAdministratorsWorkflow, ensure_schedule
 from workflows.retention import RetentionWorkflow
 from workflows.retention import ensure_schedule as ensure_retention_schedule
-from workflows.webhook_endpoint import WebhookEndpointWorkflow
+from workflows.webhook_endpoint import WebhookEndpointWorkflow, ensure_endpoint_runs
 
 # A payload that does not fit its model (say, an activity result) fails the run at once instead of retrying
 # the workflow task forever. (A start input that does not decode never reaches workflow code; the API and
@@ -137,6 +137,7 @@ async def run_worker(settings: Settings) -> None:
     worker = await build_worker(settings, runtime)
     await ensure_schedule(worker.client, settings)
     await ensure_retention_schedule(worker.client, settings)
+    await ensure_endpoint_runs(worker.client, settings.effective_database_url, settings.task_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -128,13 +128,32 @@ async def get_endpoint(url: str, endpoint_id: str, *, deleted: bool = False) -> 
 
 
 async def list_endpoints(url: str, *, reseller_account_id: str | None) -> list[Endpoint]:
-    """The endpoints one sees, oldest first: an admin (None) every one, a reseller its own ("" matches none)."""
+    """The endpoints one sees, oldest first: an admin (None) every one, the provider's and the resellers'; a
+    reseller its own ("" matches none)."""
     query = select(WebhookEndpoint).where(WebhookEndpoint.deleted_at.is_(None))
     if reseller_account_id is not None:
         query = query.where(WebhookEndpoint.reseller_account_id == reseller_account_id)
     async with transaction(url) as session:
         rows = await session.scalars(query.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id))
         return [_endpoint(row) for row in rows]
+
+
+async def count_endpoints(url: str, *, reseller_account_id: str | None) -> int:
+    """The live endpoints of one owner: the provider's (None) or one reseller's."""
+    async with transaction(url) as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(WebhookEndpoint)
+                .where(
+                    WebhookEndpoint.deleted_at.is_(None),
+                    WebhookEndpoint.reseller_account_id.is_(None)
+                    if reseller_account_id is None
+                    else WebhookEndpoint.reseller_account_id == reseller_account_id,
+                )
+            )
+            or 0
+        )
 
 
 async def change_endpoint(url: str, endpoint_id: str, /, **changes: Any) -> Endpoint | None:
@@ -178,8 +197,8 @@ async def delete_endpoint(url: str, endpoint_id: str) -> Endpoint | None:
 
 async def collect(url: str, endpoint_id: str, *, after: int, limit: int) -> tuple[list[str], int, bool] | None:
     """Make the deliveries of the events after `after` that the endpoint receives, in order (at most `limit`), and
-    answer (their ids — those made before by an earlier attempt too —, the cursor past them, whether any event
-    is newer than `after` at all). None when the endpoint is gone (deleted).
+    answer (the ids of those pending — made now, or made before by an attempt whose answer was lost —, the cursor
+    past them, whether any event is newer than `after` at all). None when the endpoint is gone (deleted).
 
     The cursor moves past events the endpoint does not take as well, so a quiet filter does not make it look at
     the same events again. `seq` order is commit order (`store.events.add_event`), so nothing is skipped."""
@@ -199,9 +218,12 @@ async def collect(url: str, endpoint_id: str, *, after: int, limit: int) -> tupl
         rows = (await session.execute(query.order_by(Event.seq).limit(limit))).all()
         cursor = rows[-1].seq if len(rows) == limit else newest
         ids = [delivery_id_for(endpoint_id, row.id) for row in rows]
-        existing = (
-            set(await session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.id.in_(ids)))) if ids else set()
-        )
+        existing: dict[str, str] = {}
+        if ids:
+            found = await session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.status).where(WebhookDelivery.id.in_(ids))
+            )
+            existing = {delivery_id: status for delivery_id, status in found.all()}
         at = now()
         for row, delivery_id in zip(rows, ids, strict=True):
             if delivery_id not in existing:
@@ -219,7 +241,10 @@ async def collect(url: str, endpoint_id: str, *, after: int, limit: int) -> tupl
                         updated_at=at,
                     )
                 )
-        return ids, cursor, True
+        # One made before and still pending comes again (an earlier collect whose answer was lost); one that has
+        # ended (a run started afresh over old events) does not.
+        pending = [d for d in ids if existing.get(d, DeliveryStatus.pending.value) == DeliveryStatus.pending.value]
+        return pending, cursor, True
 
 
 @dataclass(frozen=True)

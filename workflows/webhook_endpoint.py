@@ -20,7 +20,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -28,6 +28,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -376,3 +377,39 @@ async def start_endpoint(
         ),
         static_summary=f"Webhook endpoint {endpoint_id}",
     )
+
+
+async def ensure_endpoint_runs(client: Client, url: str, task_queue: str) -> int:
+    """Start the run of every live endpoint that has none running (the worker does this at start): an API killed
+    between writing an endpoint and starting its run, or a run terminated by hand, must not leave an endpoint that
+    looks Enabled and receives nothing. A fresh run starts from the endpoint's first event; deliveries that have
+    ended are not made again. Answers how many were started."""
+    from store import webhooks as store  # here: the workflow's sandbox never needs the store
+
+    started = 0
+    for endpoint in await store.list_endpoints(url, reseller_account_id=None):
+        handle = client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint.id))
+        try:
+            description = await handle.describe()
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                continue
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        await client.start_workflow(
+            WebhookEndpointWorkflow.run,
+            WebhookEndpointInput(
+                endpoint_id=endpoint.id,
+                cursor=endpoint.start_after,
+                status=EndpointStatus(endpoint.status),
+                failing_since=endpoint.failing_since,
+            ),
+            id=webhook_endpoint_workflow_id(endpoint.id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(WEBHOOK_ENDPOINT_STATUS, endpoint.status)]),
+            static_summary=f"Webhook endpoint {endpoint.id}",
+        )
+        started += 1
+    return started

@@ -104,7 +104,7 @@ class WebhookService:
         if scope == "":
             raise Conflict("Your user is not bound to a reseller account, so it has no events to receive.")
         target, wanted, about = await self.check_url(url), check_events(events), check_description(description)
-        if len(await store.list_endpoints(self.url, reseller_account_id=scope)) >= MAX_ENDPOINTS:
+        if await store.count_endpoints(self.url, reseller_account_id=scope) >= MAX_ENDPOINTS:
             raise Conflict(f"There are {MAX_ENDPOINTS} webhook endpoints already, the most allowed: delete one first.")
         endpoint_id = "we_" + secrets.token_hex(12)
         secret = new_secret()

@@ -27,7 +27,7 @@ from tests.integration.conftest import Stack, eventually, running, stack_setting
 from tests.integration.partner_lifecycle_test import CUSTOMER, reseller
 from tests.webhooks.receiver import Receiver
 from workflows.names import WEBHOOK_ENDPOINT_STATUS, webhook_endpoint_workflow_id
-from workflows.webhook_endpoint import WebhookEndpointWorkflow
+from workflows.webhook_endpoint import WebhookEndpointWorkflow, ensure_endpoint_runs
 
 
 @pytest_asyncio.fixture
@@ -338,3 +338,22 @@ async def test_an_endpoint_is_changed_and_deleted(hooks: Stack, receiver: Receiv
 async def handle_completed(handle: Any) -> bool:
     description = await handle.describe()
     return bool(description.status is not None and description.status.name == "COMPLETED")
+
+
+async def test_the_worker_starts_a_run_for_an_endpoint_left_without_one(hooks: Stack, receiver: Receiver) -> None:
+    """An API killed between writing the endpoint and starting its run (or a run terminated by hand): the worker
+    starts one at start, and what was delivered already is not delivered again."""
+    admin = await admin_headers(hooks)
+    endpoint = await register(hooks, receiver, admin, events=["enrollment.created"])
+    assert (await hooks.create()).status_code == 201
+    await eventually(lambda: len(receiver.verified()) == 1)
+    handle = hooks.temporal.client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint["id"]))
+    await handle.terminate("as if it had never been started")
+
+    made = await hooks.create(organization_name="Meanwhile Ltd", corporate_contact_email="kim@meanwhile.example")
+    assert made.status_code == 201
+    url = hooks.settings.effective_database_url
+    assert await ensure_endpoint_runs(hooks.temporal.client, url, hooks.settings.task_queue) == 1
+    await eventually(lambda: len(receiver.verified()) == 2)
+    assert [r.event["data"]["organization_name"] for r in receiver.verified()] == ["Acme Widgets Ltd", "Meanwhile Ltd"]
+    assert await ensure_endpoint_runs(hooks.temporal.client, url, hooks.settings.task_queue) == 0, "once"

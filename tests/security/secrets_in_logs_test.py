@@ -30,7 +30,9 @@ from starter.dev.mailsink import MailSink
 from tests.integration.conftest import Stack, eventually
 from tests.integration.lifecycle_test import FORM, created
 from tests.security.conftest import PASSWORD, person, portal_session, sqlite_stack
+from tests.webhooks.receiver import Receiver
 from workflows.codec import new_key_text
+from workflows.names import webhook_endpoint_workflow_id
 
 # The test's own parts, playing the outside world: its SMTP server receives the emails (links and all, as any
 # mail server does; `enroll up`'s dev sink logs at WARNING), and its HTTP client is the contact's browser.
@@ -223,3 +225,46 @@ async def test_no_activation_link_second_factor_key_recovery_code_or_reset_link_
         **{f"recovery code {n}": code for n, code in enumerate(codes)},
     }
     assert_none_logged(secrets, caplog, capfd)
+
+
+async def test_no_webhook_secret_or_receiver_token_is_logged_or_in_a_history(
+    tmp_path: Path,
+    temporal: WorkflowEnvironment,
+    mail_sink: MailSink,
+    task_queue: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """An endpoint registered, delivered to, failing for a moment and its secret rotated: neither secret, nor the
+    token its receiver keeps in the URL, is in a log line of ours or in the endpoint's run's history."""
+    caplog.set_level(logging.DEBUG)
+    receiver = await Receiver().start()
+    receiver_token = "receiver-query-token-8b1f"
+    async with sqlite_stack(tmp_path, temporal, mail_sink, task_queue, webhooks_allow_private=True) as stack:
+        admin = await person(stack.settings, Role.admin)
+        made = await stack.api.post(
+            "/api/webhook-endpoints", json={"url": f"{receiver.url}?token={receiver_token}"}, headers=admin.auth
+        )
+        assert made.status_code == 201, made.text
+        endpoint_id, first_secret = made.json()["id"], made.json()["secret"]
+        receiver.secrets.append(first_secret)
+        receiver.answer = lambda got: 500 if len(receiver.received) == 1 else 200
+        await created(stack)
+        await eventually(lambda: len(receiver.verified()) >= 3, timeout=30)  # created (500, then 200), invited
+        rotated = await stack.api.post(f"/api/webhook-endpoints/{endpoint_id}/rotate-secret", headers=admin.auth)
+        second_secret = rotated.json()["secret"]
+        handle = stack.temporal.client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint_id))
+        history = b"".join(event.SerializeToString() for event in (await handle.fetch_history()).events)
+    await receiver.stop()
+    secrets = {
+        "webhook secret": first_secret.removeprefix("whsec_"),
+        "rotated webhook secret": second_secret.removeprefix("whsec_"),
+    }
+    assert_none_logged(secrets, caplog, capfd)
+    # The URL is the receiver's data, stored as given (the store's driver echoes it at DEBUG): no line of ours at
+    # INFO or above names it, and production turns httpx's own request log (which would) down to warnings.
+    ours = [r for r in caplog.records if r.levelno >= logging.INFO and not r.name.startswith(NOT_OURS)]
+    assert ours and not any(receiver_token in r.getMessage() for r in ours), "the receiver's URL token was logged"
+    for name, secret in {**secrets, "receiver's URL token": receiver_token}.items():
+        assert secret.encode() not in history, f"{name} in the endpoint's history"
+    assert endpoint_id.encode() in history, "the history was read"
