@@ -51,6 +51,36 @@ async def admin_headers(stack: Stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {await stack.token_for('admin@provider.example', Role.admin)}"}
 
 
+async def becomes(stack: Stack, admin: dict[str, str], endpoint_id: str, status: str) -> dict[str, Any]:
+    """The endpoint as the API shows it, once its status is `status`."""
+    shown: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        shown.update((await stack.api.get(f"/api/webhook-endpoints/{endpoint_id}", headers=admin)).json())
+        return bool(shown["status"] == status)
+
+    await eventually(reached)
+    return shown
+
+
+async def restart_run(stack: Stack, endpoint_id: str, **carried: Any) -> str:
+    """Terminate the endpoint's run and start one with `carried` in its input, as a handover would carry it; the
+    new run's id."""
+    stored = await store.get_endpoint(stack.settings.effective_database_url, endpoint_id)
+    assert stored is not None
+    workflow_id = webhook_endpoint_workflow_id(endpoint_id)
+    await stack.temporal.client.get_workflow_handle(workflow_id).terminate("restarted by the test, state carried")
+    started = await stack.temporal.client.start_workflow(
+        WebhookEndpointWorkflow.run,
+        WebhookEndpointInput(endpoint_id=endpoint_id, cursor=stored.start_after, **carried),
+        id=workflow_id,
+        task_queue=stack.settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    assert started.first_execution_run_id is not None
+    return started.first_execution_run_id
+
+
 async def register(stack: Stack, receiver: Receiver, admin: dict[str, str], **body: Any) -> dict[str, Any]:
     made = await stack.api.post(
         "/api/webhook-endpoints", json={"url": receiver.url, "description": "CRM", **body}, headers=admin
@@ -92,12 +122,7 @@ async def test_an_endpoint_that_fails_for_a_while_is_retried_and_recovers(hooks:
     receiver.answer = lambda _: 500
     assert (await hooks.create()).status_code == 201
     await eventually(lambda: len(receiver.received) >= 1)
-
-    async def failing() -> bool:
-        got = (await hooks.api.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=admin)).json()
-        return bool(got["status"] == "Failing" and got["failing_since"])
-
-    await eventually(failing)
+    await becomes(hooks, admin, endpoint["id"], "Failing")
     handle = hooks.temporal.client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint["id"]))
     description = await handle.describe()
     assert description.typed_search_attributes.get(WEBHOOK_ENDPOINT_STATUS) == "Failing"
@@ -108,12 +133,7 @@ async def test_an_endpoint_that_fails_for_a_while_is_retried_and_recovers(hooks:
 
     receiver.answer = lambda _: 200  # the receiver is fixed; the second attempt comes 5 s after the first
     await eventually(lambda: any(r for r in receiver.received[1:]), timeout=20)
-
-    async def recovered() -> bool:
-        got = (await hooks.api.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=admin)).json()
-        return bool(got["status"] == "Enabled")
-
-    await eventually(recovered)
+    await becomes(hooks, admin, endpoint["id"], "Enabled")
     ids = {r.webhook_id for r in receiver.received}
     assert len(ids) == 1, "every attempt of one delivery carries the same webhook-id"
     page = (await hooks.api.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=admin)).json()
@@ -126,12 +146,7 @@ async def test_a_410_disables_the_endpoint_at_once_and_emails_its_owner(hooks: S
     endpoint = await register(hooks, receiver, admin, events=["enrollment.created"])
     receiver.answer = lambda _: 410
     assert (await hooks.create()).status_code == 201
-
-    async def disabled() -> bool:
-        got = (await hooks.api.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=admin)).json()
-        return bool(got["status"] == "Disabled")
-
-    await eventually(disabled)
+    await becomes(hooks, admin, endpoint["id"], "Disabled")
     got = (await hooks.api.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=admin)).json()
     assert "410" in got["status_reason"]
     await eventually(lambda: any("disabled" in m.subject.lower() for m in hooks.mail_to("admin@provider.example")))
@@ -226,31 +241,11 @@ async def test_five_days_of_failures_disable_the_endpoint_and_email_its_owner(ho
     disables it, and its owner is emailed."""
     admin = await admin_headers(hooks)
     endpoint = await register(hooks, receiver, admin, events=["enrollment.created"])
-    stored = await store.get_endpoint(hooks.settings.effective_database_url, endpoint["id"])
-    assert stored is not None
-    workflow_id = webhook_endpoint_workflow_id(endpoint["id"])
-    await hooks.temporal.client.get_workflow_handle(workflow_id).terminate("carried into a run five days on")
-    carried = WebhookEndpointInput(
-        endpoint_id=endpoint["id"],
-        cursor=stored.start_after,
-        status=EndpointStatus.failing,
-        failing_since=datetime.now(UTC) - DISABLE_AFTER,
-    )
-    await hooks.temporal.client.start_workflow(
-        WebhookEndpointWorkflow.run,
-        carried,
-        id=workflow_id,
-        task_queue=hooks.settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    )
+    carried = {"status": EndpointStatus.failing, "failing_since": datetime.now(UTC) - DISABLE_AFTER}
+    await restart_run(hooks, endpoint["id"], **carried)
     receiver.answer = lambda _: 503
     assert (await hooks.create()).status_code == 201
-
-    async def disabled() -> bool:
-        got = (await hooks.api.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=admin)).json()
-        return bool(got["status"] == "Disabled")
-
-    await eventually(disabled)
+    await becomes(hooks, admin, endpoint["id"], "Disabled")
     got = (await hooks.api.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=admin)).json()
     assert got["status_reason"].startswith("every attempt has failed since"), got
     await eventually(lambda: any("disabled" in m.subject.lower() for m in hooks.mail_to("admin@provider.example")))
@@ -265,19 +260,7 @@ async def test_the_run_continues_as_new_and_carries_on_delivering(hooks: Stack, 
     still arrives, once per webhook-id."""
     admin = await admin_headers(hooks)
     endpoint = await register(hooks, receiver, admin, events=["enrollment.created"])
-    stored = await store.get_endpoint(hooks.settings.effective_database_url, endpoint["id"])
-    assert stored is not None
-    workflow_id = webhook_endpoint_workflow_id(endpoint["id"])
-    first = hooks.temporal.client.get_workflow_handle(workflow_id)
-    await first.terminate("restarted with a short history")
-    await hooks.temporal.client.start_workflow(
-        WebhookEndpointWorkflow.run,
-        WebhookEndpointInput(endpoint_id=endpoint["id"], cursor=stored.start_after, history_limit=40),
-        id=workflow_id,
-        task_queue=hooks.settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    )
-    started = (await first.describe()).run_id
+    started = await restart_run(hooks, endpoint["id"], history_limit=40)
     names = [f"Handover {n} Ltd" for n in range(8)]
     for n, name in enumerate(names):
         made = await hooks.create(organization_name=name, corporate_contact_email=f"pat{n}@h{n}.example")
@@ -285,7 +268,7 @@ async def test_the_run_continues_as_new_and_carries_on_delivering(hooks: Stack, 
     await eventually(lambda: len(receiver.verified()) >= len(names), timeout=60)
     assert sorted(r.event["data"]["organization_name"] for r in receiver.verified()) == sorted(names)
     assert len({r.webhook_id for r in receiver.received}) == len(names)
-    latest = await hooks.temporal.client.get_workflow_handle(workflow_id).describe()
+    latest = await hooks.temporal.client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint["id"])).describe()
     assert latest.run_id != started, "the run handed over to a fresh one"
     assert latest.status is not None and latest.status.name == "RUNNING"
 

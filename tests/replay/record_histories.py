@@ -61,14 +61,15 @@ from domain.webhooks import (
 )
 from starter.services.temporal import run_update
 from tests.conftest import SEARCH_ATTRIBUTES
+from tests.replay.replay_test import WORKFLOWS
 from tests.workflows import account_test, administrator_test, enrollment_test
 from tests.workflows.enrollment_test import CSM, FIELDS, FORM, REVIEWER
 from workflows.account import MemberAccountWorkflow
 from workflows.administrator import AdministratorWorkflow
-from workflows.credential_import import CredentialImportWorkflow, start_import
+from workflows.credential_import import start_import
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.names import account_workflow_id, administrator_workflow_id, enrollment_workflow_id
-from workflows.webhook_endpoint import WebhookEndpointWorkflow, start_endpoint
+from workflows.webhook_endpoint import start_endpoint
 
 HERE = Path(__file__).parent / "histories"
 DAY = 86_400.0
@@ -379,13 +380,7 @@ async def record(
         async with Worker(
             env.client,
             task_queue=task_queue,
-            workflows=[
-                EnrollmentWorkflow,
-                MemberAccountWorkflow,
-                AdministratorWorkflow,
-                CredentialImportWorkflow,
-                WebhookEndpointWorkflow,
-            ],
+            workflows=WORKFLOWS,
             activities=activities,
         ):
             handle = await start(env, task_queue)

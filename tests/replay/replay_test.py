@@ -18,6 +18,14 @@ from workflows.enrollment import EnrollmentWorkflow
 from workflows.webhook_endpoint import WebhookEndpointWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+WORKFLOWS = [
+    EnrollmentWorkflow,
+    MemberAccountWorkflow,
+    AdministratorWorkflow,
+    CredentialImportWorkflow,
+    WebhookEndpointWorkflow,
+]
+"""Every long-lived workflow: what the recorded histories run and replay."""
 
 
 def test_there_are_histories_for_every_long_lived_workflow() -> None:
@@ -29,13 +37,7 @@ def test_there_are_histories_for_every_long_lived_workflow() -> None:
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     replayer = Replayer(
-        workflows=[
-            EnrollmentWorkflow,
-            MemberAccountWorkflow,
-            AdministratorWorkflow,
-            CredentialImportWorkflow,
-            WebhookEndpointWorkflow,
-        ],
+        workflows=WORKFLOWS,
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)

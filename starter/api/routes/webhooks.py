@@ -72,18 +72,7 @@ class EndpointOut(BaseModel):
 
     @classmethod
     def of(cls, endpoint: store.Endpoint) -> EndpointOut:
-        return cls(
-            id=endpoint.id,
-            url=endpoint.url,
-            description=endpoint.description,
-            events=endpoint.events,
-            status=endpoint.status,
-            status_reason=endpoint.status_reason,
-            failing_since=endpoint.failing_since,
-            previous_secret_expires_at=endpoint.previous_secret_expires_at,
-            created_at=endpoint.created_at,
-            updated_at=endpoint.updated_at,
-        )
+        return cls.model_validate(endpoint, from_attributes=True)
 
 
 class EndpointWithSecret(EndpointOut):
@@ -97,6 +86,8 @@ class EndpointList(BaseModel):
 
 
 class AttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     number: int
     at: datetime
     trigger: str
@@ -127,18 +118,7 @@ class DeliveryOut(BaseModel):
 
     @classmethod
     def of(cls, delivery: store.Delivery) -> DeliveryOut:
-        return cls(
-            id=delivery.id,
-            endpoint_id=delivery.endpoint_id,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            status=delivery.status,
-            attempts=delivery.attempts,
-            next_attempt_at=delivery.next_attempt_at,
-            last_status_code=delivery.last_status_code,
-            created_at=delivery.created_at,
-            attempt_log=[AttemptOut.model_validate(a, from_attributes=True) for a in delivery.attempt_log],
-        )
+        return cls.model_validate(delivery, from_attributes=True)
 
 
 class DeliveryPage(BaseModel):
