@@ -51,7 +51,7 @@ apart, and one not cached replays its short history on the next task; a create's
 seconds they are busy."""
 ACTIVITY_SLOTS = 300
 """Activities one worker runs at once (the SDK's default is 100). Each enabled webhook endpoint keeps one waiting for
-its next event (`collect_events`, an idle coroutine that costs nothing but the slot), so the default would leave
+its next event (`deliver_new_events`, an idle coroutine that costs nothing but the slot), so the default would leave
 fewer for the work that sends and writes as endpoints are added. Store and SMTP work is bounded by their own pools."""
 
 
@@ -118,7 +118,7 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             credentials.prepare_batch,
             credentials.import_chunk,
             credentials.finish_batch,
-            webhooks.collect_events,
+            webhooks.deliver_new_events,
             webhooks.attempt_delivery,
             webhooks.record_endpoint_status,
             webhooks.notify_endpoint_disabled,

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -22,11 +24,12 @@ from domain.webhooks import (
     ATTEMPT_TIMEOUT,
     AttemptDelivery,
     AttemptOutcome,
-    CollectedEvents,
-    CollectEvents,
+    DeliverNewEvents,
     DeliveryStatus,
     EndpointStatus,
     EndpointStatusChange,
+    FailedDelivery,
+    NewEventsDelivered,
     next_attempt_delay,
 )
 from store import webhooks as store
@@ -36,9 +39,29 @@ from webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
 
+IN_FLIGHT = 20
+"""Attempts one endpoint's batch has on their way at once."""
 POLL_SECONDS = 0.1
 """How often one worker looks for a new event while any endpoint of it waits for one (one query for them all)."""
 HEARTBEAT_SECONDS = 5.0
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(every: float) -> AsyncIterator[None]:
+    """Heartbeat every `every` seconds while the block runs (a batch of slow receivers takes up to 15 s each)."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            activity.heartbeat()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class EventWatch:
@@ -88,87 +111,140 @@ class WebhookActivities:
         self.url = settings.effective_database_url
         self.watch = EventWatch(self.url)
 
-    @activity.defn(name="collect_events")
-    async def collect_events(self, request: CollectEvents) -> CollectedEvents:
-        """The deliveries of the events after the cursor that the endpoint receives; when there are none yet, wait
-        for one (up to `wait_seconds`, heartbeating) rather than have the run poll with timers."""
+    @activity.defn(name="deliver_new_events")
+    async def deliver_new_events(self, request: DeliverNewEvents) -> NewEventsDelivered:
+        """Wait (up to `wait_seconds`, heartbeating) for events after the cursor that the endpoint receives, make
+        their deliveries and attempt each at once, at most `IN_FLIGHT` at a time; answer with those that failed.
+
+        The first attempt happens here, in the batch that found the events, so a healthy endpoint costs the run one
+        activity per batch rather than one per delivery (and a batch grows with the load). A worker killed midway
+        loses nothing: the retry collects from the same cursor, and every delivery not yet Succeeded comes again,
+        under its own id."""
         waited = 0.0
+        after = request.after
         while True:
-            found = await store.collect(self.url, request.endpoint_id, after=request.after, limit=request.limit)
+            found = await store.collect(self.url, request.endpoint_id, after=after, limit=request.limit)
             if found is None:
-                return CollectedEvents(delivery_ids=(), cursor=request.after, endpoint_gone=True)
+                return NewEventsDelivered(cursor=request.after, endpoint_gone=True)
             ids, cursor, news = found
-            if ids or waited >= request.wait_seconds:
-                return CollectedEvents(delivery_ids=tuple(ids), cursor=cursor)
+            if ids:
+                break
+            if waited >= request.wait_seconds:
+                return NewEventsDelivered(cursor=cursor)
             if news:  # events the endpoint does not take: move past them, then wait for the next
-                request = request.model_copy(update={"after": cursor})
+                after = cursor
             step = min(HEARTBEAT_SECONDS, request.wait_seconds - waited)
             started = asyncio.get_running_loop().time()
-            await self.watch.wait_beyond(request.after, step)
+            await self.watch.wait_beyond(after, step)
             waited += asyncio.get_running_loop().time() - started
-            activity.heartbeat(request.after)
+            activity.heartbeat(after)
+        async with heartbeating(HEARTBEAT_SECONDS):
+            outcomes = await self._attempt_all(request.endpoint_id, ids)
+        if outcomes is None:
+            return NewEventsDelivered(cursor=request.after, endpoint_gone=True)
+        failed = tuple(
+            FailedDelivery(
+                delivery_id=record.delivery_id,
+                attempts=record.number,
+                status_code=record.status_code,
+                gone=record.status_code == 410,
+                error=record.error,
+            )
+            for record in outcomes
+            if record.status != DeliveryStatus.succeeded
+        )
+        return NewEventsDelivered(cursor=cursor, delivered=len(outcomes) - len(failed), failed=failed)
+
+    async def _attempt_all(self, endpoint_id: str, delivery_ids: list[str]) -> list[store.AttemptRecord] | None:
+        """Attempt each pending delivery once, `IN_FLIGHT` at a time, and record the attempts in one transaction."""
+        found = await store.deliveries_to_send(self.url, endpoint_id, delivery_ids)
+        if found is None:
+            return None
+        endpoint, deliveries = found
+        secrets = self._secrets(endpoint, datetime.now(UTC))
+        slots = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(delivery: store.DeliveryToSend) -> store.AttemptRecord:
+            async with slots:
+                return await self._post(endpoint, delivery, secrets, number=delivery.attempts + 1, replay=False)
+
+        records = list(await asyncio.gather(*(one(d) for d in deliveries if d.status == DeliveryStatus.pending)))
+        await store.record_attempts(self.url, records)
+        return records
 
     @activity.defn(name="attempt_delivery")
     async def attempt_delivery(self, request: AttemptDelivery) -> AttemptOutcome:
-        """POST the event to the endpoint once, signed, and keep the attempt. The receiver's behaviour is the
-        outcome, never an error: only the store being away makes this activity retry."""
-        found = await store.delivery_to_send(self.url, request.delivery_id)
-        if found is None:
+        """POST one delivery again (a retry on the schedule, or a replay), signed, and keep the attempt. The
+        receiver's behaviour is the outcome, never an error: only the store being away makes this activity retry."""
+        found = await store.deliveries_to_send(self.url, request.endpoint_id, [request.delivery_id])
+        if found is None or not found[1]:
             return AttemptOutcome(delivered=False, skipped=True)
-        endpoint = found.endpoint
-        number = request.number
-        current = None
-        if request.replay:
-            current = await store.get_delivery(self.url, request.delivery_id)
-            number = (current.attempts if current is not None else 0) + 1
+        endpoint, (delivery,) = found
+        # A replay's number is the store's count + 1 (the run no longer holds a finished delivery's count).
+        number = delivery.attempts + 1 if request.replay else request.number
+        record = await self._post(
+            endpoint, delivery, self._secrets(endpoint, datetime.now(UTC)), number=number, replay=request.replay
+        )
+        if request.replay and delivery.status == DeliveryStatus.pending:
+            # A replay that failed leaves a delivery that is still on its schedule to that schedule.
+            current = await store.get_delivery(self.url, delivery.delivery_id)
+            if record.status != DeliveryStatus.succeeded and current is not None:
+                record = replace(record, status=DeliveryStatus.pending, next_attempt_at=current.next_attempt_at)
+        await store.record_attempts(self.url, [record])
+        delivered = record.status == DeliveryStatus.succeeded
+        return AttemptOutcome(
+            delivered=delivered, status_code=record.status_code, gone=record.status_code == 410, error=record.error
+        )
+
+    async def _post(
+        self,
+        endpoint: store.Endpoint,
+        delivery: store.DeliveryToSend,
+        secrets: list[str],
+        *,
+        number: int,
+        replay: bool,
+    ) -> store.AttemptRecord:
+        """One signed POST of the delivery, and the attempt as the store keeps it: delivered (2xx), or Pending
+        with its next attempt on the schedule, or Failed once the schedule is spent (a 410 and a replay schedule
+        nothing more)."""
         at = datetime.now(UTC)
-        body = json.dumps(found.event, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = signed_headers(request.delivery_id, at, body, self._secrets(endpoint, at))
+        body = json.dumps(delivery.event, separators=(",", ":"), ensure_ascii=False).encode()
         result = await http.post(
             endpoint.url,
             body,
-            headers,
+            signed_headers(delivery.delivery_id, at, body, secrets),
             allow_private=self.settings.webhooks_allow_private,
             timeout=ATTEMPT_TIMEOUT.total_seconds(),
         )
         delivered = result.status_code is not None and 200 <= result.status_code < 300
-        gone = result.status_code == 410
+        delay = None if delivered or replay or result.status_code == 410 else next_attempt_delay(number)
         if delivered:
-            status, next_at = DeliveryStatus.succeeded, None
+            status = DeliveryStatus.succeeded
         else:
-            delay = None if request.replay or gone else next_attempt_delay(number)
             status = DeliveryStatus.pending if delay is not None else DeliveryStatus.failed
-            next_at = at + delay if delay is not None else None
-            if current is not None and current.status == DeliveryStatus.pending.value:
-                # A replay that failed leaves a delivery that is still on its schedule to that schedule.
-                status, next_at = DeliveryStatus.pending, current.next_attempt_at
-        info = activity.info()
-        await store.record_attempt(
-            self.url,
-            store.AttemptRecord(
-                key=f"{info.workflow_id}/{info.activity_id}/{info.attempt}",
-                delivery_id=request.delivery_id,
-                endpoint_id=request.endpoint_id,
-                at=at,
-                number=number,
-                trigger="replay" if request.replay else "scheduled",
-                status_code=result.status_code,
-                duration_ms=result.duration_ms,
-                response=result.response,
-                error=result.error,
-            ),
-            status=status,
-            next_attempt_at=next_at,
-        )
-        if not delivered:
             log.info(
                 "webhook delivery %s to endpoint %s attempt %d: %s",
-                request.delivery_id,
-                request.endpoint_id,
+                delivery.delivery_id,
+                endpoint.id,
                 number,
                 result.status_code if result.status_code is not None else result.error,
             )
-        return AttemptOutcome(delivered=delivered, status_code=result.status_code, gone=gone, error=result.error)
+        info = activity.info()
+        return store.AttemptRecord(
+            key=f"{info.workflow_id}/{info.activity_id}/{info.attempt}/{delivery.delivery_id}",
+            delivery_id=delivery.delivery_id,
+            endpoint_id=endpoint.id,
+            at=at,
+            number=number,
+            trigger="replay" if replay else "scheduled",
+            status_code=result.status_code,
+            duration_ms=result.duration_ms,
+            response=result.response,
+            error=result.error,
+            status=status,
+            next_attempt_at=at + delay if delay is not None else None,
+        )
 
     def _secrets(self, endpoint: store.Endpoint, at: datetime) -> list[str]:
         """The secrets that sign now: the current one, and the previous one for 24 h after a rotation."""

@@ -107,7 +107,9 @@ class WebhookEndpointInput(Frozen):
     """History events after which the run hands over to a fresh one (well below Temporal's limits)."""
 
 
-class CollectEvents(Frozen):
+class DeliverNewEvents(Frozen):
+    """Wait for events after the cursor that the endpoint receives, make their deliveries and attempt each once."""
+
     endpoint_id: str
     after: int
     limit: int = Field(default=100, ge=1, le=1000)
@@ -115,19 +117,34 @@ class CollectEvents(Frozen):
     """How long to wait for a new event before answering with none."""
 
 
-class CollectedEvents(Frozen):
-    """The deliveries made for the events after the cursor (in order), and the cursor past them."""
+class FailedDelivery(Frozen):
+    """A delivery whose attempt did not deliver it: the run schedules its next attempt (or, for a 410, disables)."""
 
-    delivery_ids: tuple[str, ...]
+    delivery_id: str
+    attempts: int
+    """The attempts it has had, this one included."""
+    status_code: int | None = None
+    gone: bool = False
+    error: str | None = None
+
+
+class NewEventsDelivered(Frozen):
+    """What one wait-and-deliver came to: the cursor past the events it took, how many were delivered at the first
+    attempt, and those that were not."""
+
     cursor: int
+    delivered: int = 0
+    failed: tuple[FailedDelivery, ...] = ()
     endpoint_gone: bool = False
 
 
 class AttemptDelivery(Frozen):
+    """One more attempt of one delivery: a retry on the schedule, or a replay."""
+
     endpoint_id: str
     delivery_id: str
     number: int
-    """This attempt's number (1 for the first)."""
+    """This attempt's number (1 for the first); for a replay, the store's count + 1 is taken instead."""
     replay: bool = False
 
 

@@ -249,30 +249,53 @@ async def collect(url: str, endpoint_id: str, *, after: int, limit: int) -> tupl
 
 @dataclass(frozen=True)
 class DeliveryToSend:
-    """What one attempt needs: where to, the event as it is posted, and the sealed secrets that sign it."""
+    """What one attempt needs: the delivery, how many attempts it has had, and the event as it is posted."""
 
     delivery_id: str
-    endpoint: Endpoint
+    attempts: int
+    status: str
     event: dict[str, Any]
 
 
-async def delivery_to_send(url: str, delivery_id: str) -> DeliveryToSend | None:
-    """The delivery, its live endpoint and its event; None when any of them is gone (deleted, pruned)."""
+def _posted(event: Event) -> dict[str, Any]:
+    """The event as it is posted: as `GET /api/events` shows it."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
+        "data": event.data,
+    }
+
+
+async def deliveries_to_send(
+    url: str, endpoint_id: str, delivery_ids: Sequence[str]
+) -> tuple[Endpoint, list[DeliveryToSend]] | None:
+    """The live endpoint and, in the order asked, those of the deliveries that are its own and whose event is
+    still kept, in one transaction; None when the endpoint is gone (deleted)."""
     async with transaction(url) as session:
-        delivery = await session.get(WebhookDelivery, delivery_id)
-        if delivery is None:
+        endpoint = await session.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None or endpoint.deleted_at is not None:
             return None
-        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
-        event = await session.scalar(select(Event).where(Event.id == delivery.event_id))
-        if endpoint is None or endpoint.deleted_at is not None or event is None:
-            return None
-        body = {
-            "id": event.id,
-            "type": event.type,
-            "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
-            "data": event.data,
+        rows = {
+            row.id: row
+            for row in await session.scalars(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.id.in_(list(delivery_ids)), WebhookDelivery.endpoint_id == endpoint_id
+                )
+            )
         }
-        return DeliveryToSend(delivery_id=delivery.id, endpoint=_endpoint(endpoint), event=body)
+        events = {
+            event.id: event
+            for event in await session.scalars(select(Event).where(Event.id.in_([r.event_id for r in rows.values()])))
+        }
+        found = [
+            DeliveryToSend(
+                delivery_id=row.id, attempts=row.attempts, status=row.status, event=_posted(events[row.event_id])
+            )
+            for row in (rows.get(delivery_id) for delivery_id in delivery_ids)
+            if row is not None and row.event_id in events
+        ]
+        return _endpoint(endpoint), found
 
 
 @dataclass(frozen=True)
@@ -287,40 +310,57 @@ class AttemptRecord:
     duration_ms: int
     response: str | None
     error: str | None
+    status: DeliveryStatus
+    """The delivery's status after this attempt."""
+    next_attempt_at: datetime | None
 
 
-async def record_attempt(
-    url: str, attempt: AttemptRecord, *, status: DeliveryStatus, next_attempt_at: datetime | None
-) -> None:
-    """Keep the attempt (once, by its key) and bring its delivery's status, count and next attempt up to it."""
+async def record_attempts(url: str, attempts: Sequence[AttemptRecord]) -> None:
+    """Keep the attempts (each once, by its key) and bring each delivery's status, count and next attempt up to its
+    attempt: a batch in one transaction."""
+    if not attempts:
+        return
     try:
         async with transaction(url) as session:
-            if await session.get(WebhookAttempt, attempt.key) is not None:
+            keys = [a.key for a in attempts]
+            seen = set(await session.scalars(select(WebhookAttempt.key).where(WebhookAttempt.key.in_(keys))))
+            fresh = [a for a in attempts if a.key not in seen]
+            if not fresh:
                 return
-            session.add(
-                WebhookAttempt(
-                    key=attempt.key,
-                    delivery_id=attempt.delivery_id,
-                    endpoint_id=attempt.endpoint_id,
-                    at=attempt.at,
-                    number=attempt.number,
-                    trigger=attempt.trigger,
-                    status_code=attempt.status_code,
-                    duration_ms=attempt.duration_ms,
-                    response=attempt.response[:RESPONSE_KEPT] if attempt.response is not None else None,
-                    error=attempt.error,
+            ids = list({a.delivery_id for a in fresh})
+            deliveries = {
+                row.id: row
+                for row in await session.scalars(
+                    select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).with_for_update()
                 )
-            )
-            delivery = await session.get(WebhookDelivery, attempt.delivery_id, with_for_update=True)
-            if delivery is not None:
+            }
+            at = now()
+            for attempt in fresh:
+                session.add(
+                    WebhookAttempt(
+                        key=attempt.key,
+                        delivery_id=attempt.delivery_id,
+                        endpoint_id=attempt.endpoint_id,
+                        at=attempt.at,
+                        number=attempt.number,
+                        trigger=attempt.trigger,
+                        status_code=attempt.status_code,
+                        duration_ms=attempt.duration_ms,
+                        response=attempt.response[:RESPONSE_KEPT] if attempt.response is not None else None,
+                        error=attempt.error,
+                    )
+                )
+                delivery = deliveries.get(attempt.delivery_id)
+                if delivery is None:
+                    continue
                 delivery.attempts = max(delivery.attempts, attempt.number)
                 delivery.last_status_code = attempt.status_code
-                delivery.updated_at = now()
+                delivery.updated_at = at
                 if delivery.status != DeliveryStatus.cancelled.value:
-                    delivery.status = status.value
-                    delivery.next_attempt_at = next_attempt_at
+                    delivery.status = attempt.status.value
+                    delivery.next_attempt_at = attempt.next_attempt_at
     except IntegrityError:
-        return  # the same attempt recorded by a twin at the same moment: it is kept once
+        return  # the same attempts recorded by a twin at the same moment: each is kept once
 
 
 async def set_status(

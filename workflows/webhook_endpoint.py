@@ -1,11 +1,11 @@
 """WebhookEndpointWorkflow: one webhook endpoint's deliveries (`webhook-endpoint-<id>`), for as long as it exists.
 
-The run keeps a cursor into the events and the deliveries it still has to attempt. `collect_events` waits (in
-the worker, heartbeating) for events after the cursor and turns those the endpoint receives into deliveries;
-each delivery is attempted by `attempt_delivery`, at once and then on the schedule of `domain.webhooks`
-(5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). A `410` disables the endpoint at once; five days without a single
-success disable it too; either way its owner is emailed. Disabled, it keeps its pending deliveries and its cursor:
-enabled again, it carries on from there, so nothing recorded in the meantime is lost.
+The run keeps a cursor into the events and the deliveries it still has to retry. `deliver_new_events` waits (in
+the worker, heartbeating) for events after the cursor, turns those the endpoint receives into deliveries and
+attempts each at once, as one batch; the run retries those that failed with `attempt_delivery`, on the schedule
+of `domain.webhooks` (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). A `410` disables the endpoint at once; five
+days without a single success disable it too; either way its owner is emailed. Disabled, it keeps its pending
+deliveries and its cursor: enabled again, it carries on from there, so nothing recorded in the meantime is lost.
 
 A worker killed mid-attempt loses nothing: the attempt times out and is made again, with the same `webhook-id`.
 Only ids, counts, status codes and times are in the history; the URL, the event's data and the secrets stay in
@@ -38,11 +38,11 @@ with workflow.unsafe.imports_passed_through():
         DISABLE_AFTER,
         AttemptDelivery,
         AttemptOutcome,
-        CollectedEvents,
-        CollectEvents,
+        DeliverNewEvents,
         EnableEndpoint,
         EndpointStatus,
         EndpointStatusChange,
+        NewEventsDelivered,
         PendingDelivery,
         RemoveEndpoint,
         ReplayDelivery,
@@ -62,13 +62,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.names import STATUS_QUERY, WEBHOOK_ENDPOINT_STATUS, webhook_endpoint_workflow_id
 
 IN_FLIGHT = 20
-"""Attempts one endpoint has on their way at once."""
+"""Retries and replays one endpoint has on their way at once (a batch of first attempts has its own bound)."""
 PENDING_HELD = 1000
 """Deliveries a run holds; past this it stops collecting (the events wait in the store) until some are done, so an
 endpoint that is down for a day never makes the run's state (and its handover) grow without bound."""
 COLLECT_WAIT = 300.0
-"""Seconds `collect_events` waits for a new event before it answers with none (and is started again)."""
-COLLECT_TIMEOUT = timedelta(seconds=COLLECT_WAIT + 60)
+"""Seconds `deliver_new_events` waits for a new event before it answers with none (and is started again)."""
+COLLECT_TIMEOUT = timedelta(seconds=COLLECT_WAIT) + timedelta(minutes=10)
+"""The wait, and a batch's attempts after it (a hundred to a receiver that takes its whole 15 s, 20 at a time)."""
 COLLECT_HEARTBEAT = timedelta(seconds=30)
 """A worker killed while waiting is noticed within this, and the wait moves to another."""
 ATTEMPT_ACTIVITY_TIMEOUT = ATTEMPT_TIMEOUT + timedelta(seconds=15)
@@ -200,15 +201,15 @@ class WebhookEndpointWorkflow:
 
     async def _collect_events(self) -> None:
         try:
-            found: CollectedEvents = await workflow.execute_activity_method(
-                WebhookActivities.collect_events,
-                CollectEvents(endpoint_id=self._id, after=self._cursor, wait_seconds=COLLECT_WAIT),
-                activity_id=f"collect-{self._cursor}-{self._next_activity()}",
+            found: NewEventsDelivered = await workflow.execute_activity_method(
+                WebhookActivities.deliver_new_events,
+                DeliverNewEvents(endpoint_id=self._id, after=self._cursor, wait_seconds=COLLECT_WAIT),
+                activity_id=f"deliver-new-{self._cursor}-{self._next_activity()}",
                 start_to_close_timeout=COLLECT_TIMEOUT,
                 heartbeat_timeout=COLLECT_HEARTBEAT,
                 retry_policy=RETRY,
                 cancellation_type=ActivityCancellationType.TRY_CANCEL,
-                summary="wait for events",
+                summary="new events",
             )
         except (asyncio.CancelledError, ActivityError) as err:
             if is_cancelled_exception(err):  # the run hands over or ends: the events wait for the next collect
@@ -220,10 +221,21 @@ class WebhookEndpointWorkflow:
         if found.endpoint_gone:
             self._removed = True
             return
-        for delivery_id in found.delivery_ids:
-            if delivery_id not in self._pending:
-                self._pending[delivery_id] = PendingDelivery(delivery_id=delivery_id)
         self._cursor = max(self._cursor, found.cursor)
+        now = workflow.now()
+        for failed in found.failed:
+            delay = None if failed.gone else next_attempt_delay(failed.attempts)
+            if delay is not None:
+                due = PendingDelivery(delivery_id=failed.delivery_id, attempts=failed.attempts, due_at=now + delay)
+                self._pending.setdefault(failed.delivery_id, due)
+        if found.delivered:
+            await self._succeeded()
+        gone = next((f for f in found.failed if f.gone), None)
+        if gone is not None:
+            await self._disable("it answered 410 Gone")
+        elif found.failed:
+            first = found.failed[0]
+            await self._failed(self._reason(first.status_code, first.error))
 
     def _attempt_due(self) -> None:
         now = workflow.now()
@@ -263,16 +275,14 @@ class WebhookEndpointWorkflow:
             self._wake()
 
     async def _settle(self, delivery: PendingDelivery, number: int, outcome: AttemptOutcome) -> None:
-        """Take the attempt's outcome: done, retried on the schedule, or the endpoint disabled."""
-        now = workflow.now()
+        """Take a retry's or replay's outcome: done, retried on the schedule, or the endpoint disabled."""
         current = self._pending.get(delivery.delivery_id)
         if current is None:
             return  # removed meanwhile
         if outcome.skipped or outcome.delivered:
             del self._pending[delivery.delivery_id]
-            if outcome.delivered and self._status == EndpointStatus.failing:
-                self._failing_since = None
-                await self._record_status(EndpointStatus.enabled, None)
+            if outcome.delivered:
+                await self._succeeded()
             return
         if outcome.gone:
             await self._disable("it answered 410 Gone")
@@ -282,20 +292,32 @@ class WebhookEndpointWorkflow:
             del self._pending[delivery.delivery_id]
         else:
             self._pending[delivery.delivery_id] = current.model_copy(
-                update={"attempts": number, "due_at": now + delay, "replay": False}
+                update={"attempts": number, "due_at": workflow.now() + delay, "replay": False}
             )
+        await self._failed(self._reason(outcome.status_code, outcome.error))
+
+    async def _succeeded(self) -> None:
+        """A delivery went through: the endpoint works, whatever came before."""
+        self._failing_since = None
+        if self._status == EndpointStatus.failing:
+            await self._record_status(EndpointStatus.enabled, None)
+
+    async def _failed(self, reason: str) -> None:
+        """An attempt failed: the endpoint is Failing (since the first failure after its last success), and
+        Disabled once that is five days ago."""
+        now = workflow.now()
         if self._failing_since is None:
             self._failing_since = now
         if now - self._failing_since >= DISABLE_AFTER:
             await self._disable(f"every attempt has failed since {self._failing_since:%Y-%m-%d %H:%M} UTC")
         elif self._status == EndpointStatus.enabled:
-            await self._record_status(EndpointStatus.failing, self._reason(outcome))
+            await self._record_status(EndpointStatus.failing, reason)
 
     @staticmethod
-    def _reason(outcome: AttemptOutcome) -> str:
-        if outcome.status_code is not None:
-            return f"answered {outcome.status_code}"
-        return outcome.error or "no answer"
+    def _reason(status_code: int | None, error: str | None) -> str:
+        if status_code is not None:
+            return f"answered {status_code}"
+        return error or "no answer"
 
     async def _disable(self, reason: str) -> None:
         if self._status == EndpointStatus.disabled:

@@ -52,10 +52,11 @@ from domain.models import (
 from domain.webhooks import (
     AttemptDelivery,
     AttemptOutcome,
-    CollectedEvents,
-    CollectEvents,
+    DeliverNewEvents,
     EnableEndpoint,
     EndpointStatusChange,
+    FailedDelivery,
+    NewEventsDelivered,
     RemoveEndpoint,
     ReplayDelivery,
 )
@@ -308,22 +309,21 @@ async def wait_for_delivered(handle: WorkflowHandle[Any, Any], count: int) -> No
 
 
 def webhook_activities() -> list[Any]:
-    """An endpoint's steps, faked: two events collected once, `msg_a` refused once (500), then all delivered."""
+    """An endpoint's steps, faked: two events delivered at once but `msg_a` refused (500), retried and delivered."""
     collected: list[int] = []
 
-    @activity.defn(name="collect_events")
-    async def collect_events(request: CollectEvents) -> CollectedEvents:
+    @activity.defn(name="deliver_new_events")
+    async def deliver_new_events(request: DeliverNewEvents) -> NewEventsDelivered:
         if not collected:
             collected.append(1)
-            return CollectedEvents(delivery_ids=("msg_a", "msg_b"), cursor=request.after + 2)
+            WEBHOOK_ATTEMPTS["msg_b-1:ok"] = 1
+            failed = FailedDelivery(delivery_id="msg_a", attempts=1, status_code=500)
+            return NewEventsDelivered(cursor=request.after + 2, delivered=1, failed=(failed,))
         await asyncio.sleep(1)  # waits for an event, as the real one does (up to its wait)
-        return CollectedEvents(delivery_ids=(), cursor=request.after)
+        return NewEventsDelivered(cursor=request.after)
 
     @activity.defn(name="attempt_delivery")
     async def attempt_delivery(request: AttemptDelivery) -> AttemptOutcome:
-        if request.delivery_id == "msg_a" and request.number == 1:
-            WEBHOOK_ATTEMPTS[f"{request.delivery_id}-{request.number}:failed"] = 1
-            return AttemptOutcome(delivered=False, status_code=500)
         WEBHOOK_ATTEMPTS[f"{request.delivery_id}-{request.number}-{len(WEBHOOK_ATTEMPTS)}:ok"] = 1
         return AttemptOutcome(delivered=True, status_code=200)
 
@@ -339,7 +339,13 @@ def webhook_activities() -> list[Any]:
     async def reschedule_deliveries(delivery_ids: list[str]) -> None:
         pass
 
-    return [collect_events, attempt_delivery, record_endpoint_status, notify_endpoint_disabled, reschedule_deliveries]
+    return [
+        deliver_new_events,
+        attempt_delivery,
+        record_endpoint_status,
+        notify_endpoint_disabled,
+        reschedule_deliveries,
+    ]
 
 
 WEBHOOK_SCENARIOS: dict[str, Scenario] = {
