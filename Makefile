@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.lifecycle || failed=1; \
 	$(BIN)/python -m bench.list_enrollments --postgres $(BENCH_POSTGRES) || failed=1; \
 	$(BIN)/python -m bench.credentials --postgres $(BENCH_POSTGRES) || failed=1; \
+	$(BIN)/python -m bench.webhooks --postgres $(BENCH_POSTGRES) || failed=1; \
 	exit $$failed
 
 clean:

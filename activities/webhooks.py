@@ -44,6 +44,10 @@ IN_FLIGHT = 20
 POLL_SECONDS = 0.1
 """How often one worker looks for a new event while any endpoint of it waits for one (one query for them all)."""
 HEARTBEAT_SECONDS = 5.0
+QUIET_SECONDS = 2.0
+"""After a delivery, how long `deliver_new_events` waits for more before it answers (and the run records its cursor)."""
+BUSY_SECONDS = 30.0
+"""How long `deliver_new_events` goes on delivering before it answers all the same."""
 
 
 @contextlib.asynccontextmanager
@@ -114,46 +118,58 @@ class WebhookActivities:
     @activity.defn(name="deliver_new_events")
     async def deliver_new_events(self, request: DeliverNewEvents) -> NewEventsDelivered:
         """Wait (up to `wait_seconds`, heartbeating) for events after the cursor that the endpoint receives, make
-        their deliveries and attempt each at once, at most `IN_FLIGHT` at a time; answer with those that failed.
+        their deliveries and attempt each at once, `IN_FLIGHT` at a time over shared connections; go on with the
+        next events while every attempt succeeds, and answer with those that failed.
 
         The first attempt happens here, in the batch that found the events, so a healthy endpoint costs the run one
-        activity per batch rather than one per delivery (and a batch grows with the load). A worker killed midway
-        loses nothing: the retry collects from the same cursor, and every delivery not yet Succeeded comes again,
-        under its own id."""
-        waited = 0.0
+        activity per stretch of traffic rather than one per delivery. It answers (the run then records the cursor)
+        as soon as an attempt fails (the run schedules its retry), once the endpoint is quiet for `QUIET_SECONDS`
+        after a delivery, after `BUSY_SECONDS` of deliveries, or, while the run shows the endpoint Failing, after
+        the first delivery (it is Enabled again). A worker killed midway loses nothing: the retry collects from the
+        run's cursor, and every delivery not yet Succeeded comes again, under its own id."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        quiet_since = began
         after = request.after
+        delivered = 0
+        failed: list[FailedDelivery] = []
         while True:
             found = await store.collect(self.url, request.endpoint_id, after=after, limit=request.limit)
             if found is None:
                 return NewEventsDelivered(cursor=request.after, endpoint_gone=True)
             ids, cursor, news = found
             if ids:
-                break
-            if waited >= request.wait_seconds:
-                return NewEventsDelivered(cursor=cursor)
-            if news:  # events the endpoint does not take: move past them, then wait for the next
+                async with heartbeating(HEARTBEAT_SECONDS):
+                    records = await self._attempt_all(request.endpoint_id, ids)
+                if records is None:
+                    return NewEventsDelivered(cursor=request.after, endpoint_gone=True)
+                after, quiet_since = cursor, loop.time()
+                for record in records:
+                    if record.status == DeliveryStatus.succeeded:
+                        delivered += 1
+                    else:
+                        failed.append(
+                            FailedDelivery(
+                                delivery_id=record.delivery_id,
+                                attempts=record.number,
+                                status_code=record.status_code,
+                                gone=record.status_code == 410,
+                                error=record.error,
+                            )
+                        )
+                activity.heartbeat(after)
+                if failed or (delivered and request.failing) or loop.time() - began >= BUSY_SECONDS:
+                    break
+                continue
+            if news:  # events the endpoint does not take: move past them
                 after = cursor
-            step = min(HEARTBEAT_SECONDS, request.wait_seconds - waited)
-            started = asyncio.get_running_loop().time()
-            await self.watch.wait_beyond(after, step)
-            waited += asyncio.get_running_loop().time() - started
+            limit = QUIET_SECONDS if delivered else request.wait_seconds
+            idle = loop.time() - quiet_since
+            if idle >= limit:
+                break
+            await self.watch.wait_beyond(after, min(HEARTBEAT_SECONDS, limit - idle))
             activity.heartbeat(after)
-        async with heartbeating(HEARTBEAT_SECONDS):
-            outcomes = await self._attempt_all(request.endpoint_id, ids)
-        if outcomes is None:
-            return NewEventsDelivered(cursor=request.after, endpoint_gone=True)
-        failed = tuple(
-            FailedDelivery(
-                delivery_id=record.delivery_id,
-                attempts=record.number,
-                status_code=record.status_code,
-                gone=record.status_code == 410,
-                error=record.error,
-            )
-            for record in outcomes
-            if record.status != DeliveryStatus.succeeded
-        )
-        return NewEventsDelivered(cursor=cursor, delivered=len(outcomes) - len(failed), failed=failed)
+        return NewEventsDelivered(cursor=after, delivered=delivered, failed=tuple(failed))
 
     async def _attempt_all(self, endpoint_id: str, delivery_ids: list[str]) -> list[store.AttemptRecord] | None:
         """Attempt each pending delivery once, `IN_FLIGHT` at a time, and record the attempts in one transaction."""
@@ -161,14 +177,8 @@ class WebhookActivities:
         if found is None:
             return None
         endpoint, deliveries = found
-        secrets = self._secrets(endpoint, datetime.now(UTC))
-        slots = asyncio.Semaphore(IN_FLIGHT)
-
-        async def one(delivery: store.DeliveryToSend) -> store.AttemptRecord:
-            async with slots:
-                return await self._post(endpoint, delivery, secrets, number=delivery.attempts + 1, replay=False)
-
-        records = list(await asyncio.gather(*(one(d) for d in deliveries if d.status == DeliveryStatus.pending)))
+        due = [d for d in deliveries if d.status == DeliveryStatus.pending]
+        records = await self._post(endpoint, due, replay=False)
         await store.record_attempts(self.url, records)
         return records
 
@@ -182,9 +192,7 @@ class WebhookActivities:
         endpoint, (delivery,) = found
         # A replay's number is the store's count + 1 (the run no longer holds a finished delivery's count).
         number = delivery.attempts + 1 if request.replay else request.number
-        record = await self._post(
-            endpoint, delivery, self._secrets(endpoint, datetime.now(UTC)), number=number, replay=request.replay
-        )
+        (record,) = await self._post(endpoint, [replace(delivery, attempts=number - 1)], replay=request.replay)
         if request.replay and delivery.status == DeliveryStatus.pending:
             # A replay that failed leaves a delivery that is still on its schedule to that schedule.
             current = await store.get_delivery(self.url, delivery.delivery_id)
@@ -197,54 +205,58 @@ class WebhookActivities:
         )
 
     async def _post(
-        self,
-        endpoint: store.Endpoint,
-        delivery: store.DeliveryToSend,
-        secrets: list[str],
-        *,
-        number: int,
-        replay: bool,
-    ) -> store.AttemptRecord:
-        """One signed POST of the delivery, and the attempt as the store keeps it: delivered (2xx), or Pending
-        with its next attempt on the schedule, or Failed once the schedule is spent (a 410 and a replay schedule
-        nothing more)."""
+        self, endpoint: store.Endpoint, deliveries: list[store.DeliveryToSend], *, replay: bool
+    ) -> list[store.AttemptRecord]:
+        """One signed POST of each delivery (its attempt number: its count + 1), and the attempts as the store keeps
+        them: delivered (2xx), or Pending with the next attempt on the schedule, or Failed once the schedule is spent
+        (a 410 and a replay schedule nothing more)."""
         at = datetime.now(UTC)
-        body = json.dumps(delivery.event, separators=(",", ":"), ensure_ascii=False).encode()
-        result = await http.post(
+        secrets = self._secrets(endpoint, at)
+        bodies = [json.dumps(d.event, separators=(",", ":"), ensure_ascii=False).encode() for d in deliveries]
+        results = await http.post_batch(
             endpoint.url,
-            body,
-            signed_headers(delivery.delivery_id, at, body, secrets),
+            [
+                (body, signed_headers(d.delivery_id, at, body, secrets))
+                for d, body in zip(deliveries, bodies, strict=True)
+            ],
             allow_private=self.settings.webhooks_allow_private,
             timeout=ATTEMPT_TIMEOUT.total_seconds(),
+            concurrency=IN_FLIGHT,
         )
-        delivered = result.status_code is not None and 200 <= result.status_code < 300
-        delay = None if delivered or replay or result.status_code == 410 else next_attempt_delay(number)
-        if delivered:
-            status = DeliveryStatus.succeeded
-        else:
-            status = DeliveryStatus.pending if delay is not None else DeliveryStatus.failed
-            log.info(
-                "webhook delivery %s to endpoint %s attempt %d: %s",
-                delivery.delivery_id,
-                endpoint.id,
-                number,
-                result.status_code if result.status_code is not None else result.error,
-            )
         info = activity.info()
-        return store.AttemptRecord(
-            key=f"{info.workflow_id}/{info.activity_id}/{info.attempt}/{delivery.delivery_id}",
-            delivery_id=delivery.delivery_id,
-            endpoint_id=endpoint.id,
-            at=at,
-            number=number,
-            trigger="replay" if replay else "scheduled",
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            response=result.response,
-            error=result.error,
-            status=status,
-            next_attempt_at=at + delay if delay is not None else None,
-        )
+        records = []
+        for delivery, result in zip(deliveries, results, strict=True):
+            number = delivery.attempts + 1
+            delivered = result.status_code is not None and 200 <= result.status_code < 300
+            delay = None if delivered or replay or result.status_code == 410 else next_attempt_delay(number)
+            if delivered:
+                status = DeliveryStatus.succeeded
+            else:
+                status = DeliveryStatus.pending if delay is not None else DeliveryStatus.failed
+                log.info(
+                    "webhook delivery %s to endpoint %s attempt %d: %s",
+                    delivery.delivery_id,
+                    endpoint.id,
+                    number,
+                    result.status_code if result.status_code is not None else result.error,
+                )
+            records.append(
+                store.AttemptRecord(
+                    key=f"{info.workflow_id}/{info.activity_id}/{info.attempt}/{delivery.delivery_id}",
+                    delivery_id=delivery.delivery_id,
+                    endpoint_id=endpoint.id,
+                    at=at,
+                    number=number,
+                    trigger="replay" if replay else "scheduled",
+                    status_code=result.status_code,
+                    duration_ms=result.duration_ms,
+                    response=result.response,
+                    error=result.error,
+                    status=status,
+                    next_attempt_at=at + delay if delay is not None else None,
+                )
+            )
+        return records
 
     def _secrets(self, endpoint: store.Endpoint, at: datetime) -> list[str]:
         """The secrets that sign now: the current one, and the previous one for 24 h after a rotation."""

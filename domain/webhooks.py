@@ -115,6 +115,8 @@ class DeliverNewEvents(Frozen):
     limit: int = Field(default=100, ge=1, le=1000)
     wait_seconds: float = Field(default=60.0, ge=0)
     """How long to wait for a new event before answering with none."""
+    failing: bool = False
+    """The run shows the endpoint Failing: answer after the first delivery, so it is shown Enabled again."""
 
 
 class FailedDelivery(Frozen):

@@ -26,7 +26,7 @@ import functools
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -340,7 +340,66 @@ async def post(
     addresses they are tried in order while the connection itself fails; nothing has been sent at that point,
     so the retry cannot deliver twice.
     """
+    (only,) = await post_batch(url, [(body, headers)], allow_private=allow_private, timeout=timeout, verify=verify)
+    return only
+
+
+async def post_batch(
+    url: str,
+    requests: Sequence[tuple[bytes, Mapping[str, str]]],
+    *,
+    allow_private: bool,
+    timeout: float = DEFAULT_TIMEOUT,
+    verify: ssl.SSLContext | bool = True,
+    concurrency: int = 20,
+) -> list[AttemptResult]:
+    """POST each `(body, headers)` to `url`, at most `concurrency` at a time, each as `post` would: one result each,
+    in order. The name is resolved and its addresses vetted once for the batch (every batch resolves again), and
+    the requests share one client, so a batch of deliveries to one endpoint reuses its connections."""
     tls = _tls_setting(verify, allow_private=allow_private)
+    started = time.monotonic()
+
+    def refused_all(error: str) -> list[AttemptResult]:
+        took = round((time.monotonic() - started) * 1000)
+        return [AttemptResult(status_code=None, duration_ms=took, response=None, error=error) for _ in requests]
+
+    try:
+        target = _target(url, allow_private=allow_private)
+    except _Refused as exc:
+        return refused_all(f"refused: {exc}")
+    try:
+        async with asyncio.timeout(timeout):
+            ips = await _vetted(target, allow_private=allow_private)
+    except _Unresolved as exc:
+        return refused_all(str(exc))
+    except _Refused as exc:
+        return refused_all(f"refused: {exc}")
+    except (TimeoutError, OSError):
+        return refused_all(f"timed out after {timeout:g} s")
+    transport = httpx.AsyncHTTPTransport(
+        verify=tls, trust_env=False, retries=0, limits=httpx.Limits(max_connections=concurrency)
+    )
+    slots = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(
+        transport=transport, trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout)
+    ) as client:
+
+        async def one(body: bytes, headers: Mapping[str, str]) -> AttemptResult:
+            async with slots:
+                return await _attempt(client, target, ips, body, headers, timeout)
+
+        return list(await asyncio.gather(*(one(body, headers) for body, headers in requests)))
+
+
+async def _attempt(
+    client: httpx.AsyncClient,
+    target: _Target,
+    ips: Sequence[addresses.IPAddress],
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> AttemptResult:
+    """One request of a batch, within its own `timeout`; never raises for the receiver's or the network's doing."""
     started = time.monotonic()
     progress = _Progress()
 
@@ -353,31 +412,15 @@ async def post(
         )
 
     try:
-        target = _target(url, allow_private=allow_private)
-    except _Refused as exc:
-        return result(f"refused: {exc}")
-    try:
         async with asyncio.timeout(timeout):
-            ips = await _vetted(target, allow_private=allow_private)
             request_headers = _request_headers(headers, target)
-            transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False, retries=0)
-            async with httpx.AsyncClient(
-                transport=transport,
-                trust_env=False,
-                follow_redirects=False,
-                timeout=httpx.Timeout(timeout),
-            ) as client:
-                for index, ip in enumerate(ips):
-                    try:
-                        await _send(client, target, ip, body, request_headers, progress)
-                        break
-                    except httpx.ConnectError as exc:
-                        if _is_tls(exc) or index == len(ips) - 1:
-                            raise
-    except _Unresolved as exc:
-        return result(str(exc))
-    except _Refused as exc:
-        return result(f"refused: {exc}")
+            for index, ip in enumerate(ips):
+                try:
+                    await _send(client, target, ip, body, request_headers, progress)
+                    break
+                except httpx.ConnectError as exc:
+                    if _is_tls(exc) or index == len(ips) - 1:
+                        raise
     except (TimeoutError, httpx.TimeoutException):
         phase = "" if progress.status_code is None else " while reading the answer"
         return result(f"timed out after {timeout:g} s{phase}")

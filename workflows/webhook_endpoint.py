@@ -72,8 +72,9 @@ COLLECT_TIMEOUT = timedelta(seconds=COLLECT_WAIT) + timedelta(minutes=10)
 """The wait, and a batch's attempts after it (a hundred to a receiver that takes its whole 15 s, 20 at a time)."""
 COLLECT_HEARTBEAT = timedelta(seconds=30)
 """A worker killed while waiting is noticed within this, and the wait moves to another."""
-ATTEMPT_ACTIVITY_TIMEOUT = ATTEMPT_TIMEOUT + timedelta(seconds=15)
-"""The POST's 15 s, and reading and recording around it; a worker killed mid-attempt is noticed after this."""
+ATTEMPT_ACTIVITY_TIMEOUT = 2 * ATTEMPT_TIMEOUT + timedelta(seconds=15)
+"""Resolving the host and the POST (15 s each at most), and reading and recording around them; a worker killed
+mid-attempt is noticed after this."""
 
 
 @workflow.defn
@@ -203,7 +204,12 @@ class WebhookEndpointWorkflow:
         try:
             found: NewEventsDelivered = await workflow.execute_activity_method(
                 WebhookActivities.deliver_new_events,
-                DeliverNewEvents(endpoint_id=self._id, after=self._cursor, wait_seconds=COLLECT_WAIT),
+                DeliverNewEvents(
+                    endpoint_id=self._id,
+                    after=self._cursor,
+                    wait_seconds=COLLECT_WAIT,
+                    failing=self._status == EndpointStatus.failing,
+                ),
                 activity_id=f"deliver-new-{self._cursor}-{self._next_activity()}",
                 start_to_close_timeout=COLLECT_TIMEOUT,
                 heartbeat_timeout=COLLECT_HEARTBEAT,

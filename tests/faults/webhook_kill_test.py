@@ -2,7 +2,7 @@
 server and a real receiver: the next worker delivers it again with the same `webhook-id`, and every event reaches
 the receiver, signed — none lost, and a duplicate only ever with the same `webhook-id`.
 
-A killed worker's attempt would be retried when its start-to-close timeout ends (30 s); the test fails it at once,
+A killed worker's batch would be retried when its heartbeat stops (30 s); the test fails it at once,
 as that timeout would (`hand_back`), so the retry comes within seconds. The endpoint's secret is in neither the
 run's history nor a worker's log."""
 
