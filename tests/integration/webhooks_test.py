@@ -271,7 +271,8 @@ async def test_the_run_continues_as_new_and_carries_on_delivering(hooks: Stack, 
         assert made.status_code == 201, made.text
         await asyncio.sleep(2.5)  # past the batch's quiet time: each comes back to the run, whose history grows
     await eventually(lambda: len(receiver.verified()) >= len(names), timeout=60)
-    assert sorted(r.event["data"]["organization_name"] for r in receiver.verified()) == sorted(names)
+    # (The terminated run's batch may bring one again, with its own webhook-id, before it is cancelled.)
+    assert sorted({r.event["data"]["organization_name"] for r in receiver.verified()}) == sorted(names)
     assert len({r.webhook_id for r in receiver.received}) == len(names)
     latest = await hooks.temporal.client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint["id"])).describe()
     assert latest.run_id != started, "the run handed over to a fresh one"
@@ -335,6 +336,12 @@ async def test_the_worker_starts_a_run_for_an_endpoint_left_without_one(hooks: S
     endpoint = await register(hooks, receiver, admin, events=["enrollment.created"])
     assert (await hooks.create()).status_code == 201
     await eventually(lambda: len(receiver.verified()) == 1)
+
+    async def recorded() -> bool:
+        page = (await hooks.api.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=admin)).json()
+        return [d["status"] for d in page["items"]] == ["Succeeded"]
+
+    await eventually(recorded)
     handle = hooks.temporal.client.get_workflow_handle(webhook_endpoint_workflow_id(endpoint["id"]))
     await handle.terminate("as if it had never been started")
 
@@ -342,6 +349,13 @@ async def test_the_worker_starts_a_run_for_an_endpoint_left_without_one(hooks: S
     assert made.status_code == 201
     url = hooks.settings.effective_database_url
     assert await ensure_endpoint_runs(hooks.temporal.client, url, hooks.settings.task_queue) == 1
-    await eventually(lambda: len(receiver.verified()) == 2)
-    assert [r.event["data"]["organization_name"] for r in receiver.verified()] == ["Acme Widgets Ltd", "Meanwhile Ltd"]
+    # The terminated run's batch may still be finishing on this worker and bring "Meanwhile" too: a duplicate with
+    # the same webhook-id, which receivers drop. What was delivered before the run ended is not delivered again.
+    await eventually(lambda: "Meanwhile Ltd" in [r.event["data"]["organization_name"] for r in receiver.verified()])
+    names = [r.event["data"]["organization_name"] for r in receiver.verified()]
+    assert names.count("Acme Widgets Ltd") == 1, names
+    assert (
+        len({r.webhook_id for r in receiver.received if r.event["data"]["organization_name"] != "Acme Widgets Ltd"})
+        == 1
+    )
     assert await ensure_endpoint_runs(hooks.temporal.client, url, hooks.settings.task_queue) == 0, "once"
