@@ -5,13 +5,12 @@ input and the secrets stay in the store, sealed, and never reach a payload or a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from credentials.pskc import BatchRejected, read_keys
 from credentials.sealing import SecretsKeys
 from domain.models import (
@@ -41,24 +40,6 @@ def secrets_keys(settings: Settings) -> SecretsKeys:
     return keys
 
 
-@contextlib.asynccontextmanager
-async def _heartbeating(every: float) -> AsyncIterator[None]:
-    """Heartbeat every `every` seconds while the block runs (work in a thread cannot heartbeat itself)."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every)
-            activity.heartbeat()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 class CredentialActivities:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -81,7 +62,7 @@ class CredentialActivities:
             assert batch is not None
             return CredentialBatchPrepared(status=batch.status, total=batch.total or 0)
         try:
-            async with _heartbeating(READING_HEARTBEAT):
+            async with heartbeating(READING_HEARTBEAT):
                 entries = await asyncio.to_thread(
                     read_keys,
                     given.data,

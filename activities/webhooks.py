@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from temporalio import activity
 
 from activities.email import deliver
+from activities.heartbeat import heartbeating
 from domain.models import EmailKind, EmailRequest, WebhookNotice
 from domain.settings import Settings
 from domain.webhooks import (
@@ -48,24 +48,6 @@ QUIET_SECONDS = 2.0
 """After a delivery, how long `deliver_new_events` waits for more before it answers (and the run records its cursor)."""
 BUSY_SECONDS = 30.0
 """How long `deliver_new_events` goes on delivering before it answers all the same."""
-
-
-@contextlib.asynccontextmanager
-async def heartbeating(every: float) -> AsyncIterator[None]:
-    """Heartbeat every `every` seconds while the block runs (a batch of slow receivers takes up to 15 s each)."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every)
-            activity.heartbeat()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class EventWatch:
