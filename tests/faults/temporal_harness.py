@@ -184,14 +184,14 @@ async def portal_cookie(settings: Settings, user_id: str) -> tuple[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def outage_stack(tmp_path: Path, sink: MailSink, task_queue: str) -> AsyncIterator[OutageStack]:
+async def outage_stack(tmp_path: Path, sink: MailSink, task_queue: str, **extra: Any) -> AsyncIterator[OutageStack]:
     """The dev server (started), a worker, and the API with its own Temporal client, as in production."""
     dev = DevServer(tmp_path / "temporal.db")
     await dev.start()
     url = f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}"
     upgrade_to_head(url)
     settings = make_settings(
-        tmp_path, database_url=url, temporal_address=dev.address, smtp_port=sink.port, task_queue=task_queue
+        tmp_path, database_url=url, temporal_address=dev.address, smtp_port=sink.port, task_queue=task_queue, **extra
     )
     try:
         admin = await users.add_user(url, email="admin@provider.example", role=Role.admin, password="a long password!")
