@@ -28,6 +28,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from google.protobuf.message import Message
 from sqlalchemy.engine import make_url
 
+from workflows.names import SEARCH_ATTRIBUTES
+
 TEMPORAL_ADDRESS = "127.0.0.1:7233"
 ENROLL = str(Path(sys.executable).parent / "enroll")
 
@@ -107,6 +109,9 @@ class Stack:
     process: subprocess.Popen[bytes]
     log: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    temporal_pid: int | None = None
+    """The Temporal server's pid when the benchmark started it itself (`temporal_in_memory`), not `enroll up`."""
+    more_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -132,16 +137,88 @@ class Stack:
 
     def roles(self) -> dict[str, int]:
         return {
-            "Temporal": self.pid_of("server start-dev"),
+            "Temporal": self.temporal_pid or self.pid_of("server start-dev"),
             "worker": self.pid_of("-m starter.cli"),
             "API": self.pid_of("-m starter.dev.api"),
             "benchmark": os.getpid(),
         }
 
+    def worker_pids(self) -> list[int]:
+        """`enroll up`'s worker and any the benchmark added (`add_worker`)."""
+        return [self.pid_of("-m starter.cli"), *(worker.pid for worker in self.more_workers)]
+
+    def csm_tokens(self, n: int) -> list[str]:
+        """API tokens of `n` CSMs, this stack's own first: one token is throttled at 600 requests a minute
+        (README "For partners"), slower than a benchmark creates for long; each CSM creates its share."""
+        tokens: list[str] = self.extra.setdefault("tokens", [self.token])
+        for i in range(len(tokens), n):
+            email = f"bench-csm{i}@example.com"
+            self.enroll("users", "add", email, "--role", "csm", "--password-stdin", stdin="x" * 16)
+            tokens.append(self.enroll("tokens", "create", email).strip().splitlines()[-1])
+        return tokens[:n]
+
+    def add_worker(self, timeout: float = 60) -> int:
+        """Start one more `enroll worker` process (`python -m starter.cli worker`, as `enroll up` runs its own),
+        with the environment of `enroll up`'s worker but its own metrics port; returns once it polls."""
+        first = self.pid_of("-m starter.cli")
+        raw = Path(f"/proc/{first}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+        env["ENROLL_METRICS_PORT"] = str(free_port())
+        log = self.data_dir / f"worker-{len(self.more_workers) + 2}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "starter.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.more_workers.append(process)
+        deadline = time.monotonic() + timeout
+        while "worker polling task queue" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the added worker did not start; its output:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return process.pid
+
 
 @contextlib.contextmanager
-def enroll_up(smtp_port: int, *, database_url: str | None = None, env: dict[str, str] | None = None) -> Iterator[Stack]:
+def temporal_in_memory() -> Iterator[subprocess.Popen[bytes]]:
+    """A Temporal dev server with no database file (`temporal server start-dev` without `--db-filename`: it keeps
+    everything in memory), on 127.0.0.1:7233 and the UI on :8233, with our search attributes; for
+    `enroll_up(..., temporal=...)`. In memory it stands in for a production cluster, whose own database is not
+    the dev server's single SQLite file."""
     if listening(7233) or listening(8233):
+        raise SystemExit("127.0.0.1:7233 or :8233 is in use: stop `make up` (or another benchmark) first.")
+    temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    argv = [temporal, "server", "start-dev", "--ip", "127.0.0.1", "--port", "7233", "--ui-port", "8233"]
+    argv += ["--log-level", "warn"]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        argv += ["--search-attribute", f"{name}={kind}"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        describe = [temporal, "operator", "namespace", "describe", "--address", TEMPORAL_ADDRESS, "-n", "default"]
+        while subprocess.run(describe, capture_output=True, check=False).returncode != 0:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the in-memory Temporal dev server did not come up")
+            time.sleep(0.5)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def enroll_up(
+    smtp_port: int,
+    *,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+    temporal: subprocess.Popen[bytes] | None = None,
+) -> Iterator[Stack]:
+    """`enroll up` in a temporary data directory; with `temporal` (from `temporal_in_memory`) it uses that server
+    (ENROLL_TEMPORAL_ADDRESS) instead of starting its own with a database file."""
+    if temporal is None and (listening(7233) or listening(8233)):
         raise SystemExit("127.0.0.1:7233 or :8233 is in use: stop `make up` (or another benchmark) first.")
     data_dir = Path(tempfile.mkdtemp(prefix="enroll-bench-"))
     api_port = free_port()
@@ -155,10 +232,13 @@ def enroll_up(smtp_port: int, *, database_url: str | None = None, env: dict[str,
     }
     if database_url:
         child_env["ENROLL_DATABASE_URL"] = database_url
+    if temporal is not None:
+        child_env["ENROLL_TEMPORAL_ADDRESS"] = TEMPORAL_ADDRESS
     log = data_dir / "enroll-up.log"
     with log.open("wb") as out:
         process = subprocess.Popen([ENROLL, "up"], env=child_env, stdout=out, stderr=subprocess.STDOUT)
     stack = Stack(data_dir, f"http://127.0.0.1:{api_port}", "", child_env, process, log)
+    stack.temporal_pid = temporal.pid if temporal is not None else None
     try:
         deadline = time.monotonic() + 120
         while not _healthy(stack.api):
@@ -169,6 +249,13 @@ def enroll_up(smtp_port: int, *, database_url: str | None = None, env: dict[str,
         stack.token = stack.enroll("tokens", "create", "bench-csm@example.com").strip().splitlines()[-1]
         yield stack
     finally:
+        for worker in stack.more_workers:
+            worker.terminate()
+        for worker in stack.more_workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:

@@ -78,11 +78,7 @@ async def main() -> int:
         roles = stack.roles()
         roles.pop("benchmark")
         baseline = {role: rss_mb(pid) for role, pid in roles.items()}
-        tokens = [stack.token]
-        for n in range(1, TOKENS):
-            email = f"bench-csm{n}@example.com"
-            stack.enroll("users", "add", email, "--role", "csm", "--password-stdin", stdin="x" * 16)
-            tokens.append(stack.enroll("tokens", "create", email).strip().splitlines()[-1])
+        tokens = stack.csm_tokens(TOKENS)
         async with httpx.AsyncClient(base_url=stack.api, timeout=120) as api:
             done = 0
             for step in steps:
