@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pydantic
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.administrators import AdministratorActivities
 from activities.credentials import CredentialActivities
@@ -55,18 +56,34 @@ its next event (`deliver_new_events`, an idle coroutine that costs nothing but t
 fewer for the work that sends and writes as endpoints are added. Store and SMTP work is bounded by their own pools."""
 
 
+SANDBOXED = False
+"""Whether `build_worker` runs workflows in the SDK's sandbox. The worker of `enroll worker` and `enroll up` does
+not: the sandbox cost 13 ms of CPU per create, a quarter of the worker's, even with every module passed through
+(docs/performance.md). The sandbox is a development-time net: at each workflow task it refuses what would not
+replay (the clock, randomness, I/O) and gives each run fresh module globals. The test suite keeps that net:
+`tests/conftest.py` sets this to True, so every workflow test, in-process stack and recorded-history replay runs
+sandboxed and fails on such a call; `tests/replay` also replays every history unsandboxed, as production runs
+it. The workflow modules keep no mutable module state (`tests/replay/runner_test.py` checks)."""
+
+
+def workflow_runner() -> WorkflowRunner:
+    """The runner `build_worker` gives the worker: see SANDBOXED."""
+    return SandboxedWorkflowRunner() if SANDBOXED else UnsandboxedWorkflowRunner()
+
+
 def compile_workflow_modules() -> None:
-    """The workflow sandbox imports the workflow modules afresh for every run it starts or brings back into its
-    cache. Without their bytecode on disk (an editable install, PYTHONDONTWRITEBYTECODE) each of those imports
-    compiles the source again: a fifth of the worker's CPU per create (docs/performance.md). Write it once at
-    start; a read-only install (which pip compiled already) is skipped quietly."""
+    """With the sandbox (SANDBOXED), the workflow modules are imported afresh for every run it starts or brings
+    back into its cache. Without their bytecode on disk (an editable install, PYTHONDONTWRITEBYTECODE) each of those
+    imports compiles the source again: a fifth of the worker's CPU per create (docs/performance.md). Write it once
+    at start; a read-only install (which pip compiled already) is skipped quietly."""
     compileall.compile_dir(Path(inspect.getfile(EnrollmentWorkflow)).parent, quiet=2, maxlevels=0)
 
 
 async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Worker:
     """The worker; on `runtime` (which serves the metrics) when given. The tracing interceptor comes with the
     client."""
-    compile_workflow_modules()
+    if SANDBOXED:
+        compile_workflow_modules()
     client = await connect(settings, runtime)
     if runtime is not None:
         zero_worker_counters(
@@ -125,6 +142,7 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
             webhooks.reschedule_deliveries,
         ],
         workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
+        workflow_runner=workflow_runner(),
         max_cached_workflows=WORKFLOW_CACHE,
         max_concurrent_activities=ACTIVITY_SLOTS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

@@ -18,10 +18,15 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+import worker
 from starter.dev.mailsink import MailSink
 from store.db import dispose_all
 from store.migrate import upgrade_to_head
 from workflows import names as attributes
+
+# Every worker a test builds runs its workflows in the SDK's sandbox, which fails a workflow task on a call that
+# would not replay (the clock, randomness, I/O). Production runs them unsandboxed for speed (worker.SANDBOXED).
+worker.SANDBOXED = True
 
 POSTGRES_URL = os.environ.get("ENROLL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
