@@ -231,8 +231,16 @@ async def _record_until_stored(
 async def _store_accepted(
     url: str, key: str, sent_at: datetime | None, delivered: list[str], refused: list[str], error: str | None
 ) -> None:
+    """With a send, in the same transaction: mail is flowing (what `_sent` would do in its own otherwise)."""
     await outbox.record_outcome(
-        url, key, sent_at=sent_at, error=error, state="retrying", delivered=delivered, refused=refused
+        url,
+        key,
+        sent_at=sent_at,
+        error=error,
+        state="retrying",
+        delivered=delivered,
+        refused=refused,
+        mail_flowing=True,
     )
 
 
@@ -287,13 +295,9 @@ async def _deliver(
     no log line carries more than `key` and the kind, so `key` must never hold a token.
     """
     url = settings.effective_database_url
-    earlier = await outbox.sent_result(url, key)
-    if earlier is not None:
-        activity.logger.info("email %s already sent, not sending again", key)
-        return earlier
     message = build_message(settings, request, key)
     message_id = str(message["Message-ID"])
-    settled = await outbox.record_attempt(
+    settled = await outbox.begin_attempt(
         url,
         key=key,
         kind=request.kind.value,
@@ -303,6 +307,9 @@ async def _deliver(
         subject=str(message["Subject"]),
         message_id=message_id,
     )
+    if isinstance(settled, EmailResult):
+        activity.logger.info("email %s already sent, not sending again", key)
+        return settled
     kind = request.kind.value
     owed = settled.owed(settled.recipients or recipients)
     if not owed and settled.delivered:  # every recipient settled by earlier attempts, the send not yet recorded
@@ -399,7 +406,8 @@ async def _sent(
             await _record_accepted(url, key, sent_at=sent_at, delivered=[], refused=[], error=None)
         else:
             sent_at = earlier.sent_at
-    await outbox.mail_accepted(url)
+            await outbox.mail_accepted(url)
+    # else: this attempt's `_record_accepted` marked mail as flowing with the send, in one transaction
     _count(names.EMAILS_SENT, kind=kind)
     activity.logger.info("email %s (%s) sent", key, kind)
     return EmailResult(sent_at=sent_at, message_id=message_id, refused=refused)

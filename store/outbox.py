@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import EmailResult
 from store.db import transaction
@@ -76,23 +77,60 @@ async def record_attempt(
     """The attempt about to send under `key` (its row, at the first one, recording `recipients`); who earlier
     attempts already settled, and whom the first one addressed."""
     async with transaction(url) as session:
-        row = await session.get(OutboxEmail, key)
-        if row is not None:
-            return _settled(row)
-        session.add(
-            OutboxEmail(
-                key=key,
-                kind=kind,
-                enrollment_id=enrollment_id,
-                account_id=account_id,
-                recipients=", ".join(recipients),
-                subject=subject,
-                message_id=message_id,
-                state="sending",
-                created_at=now(),
-            )
+        row = await _attempt(session, key, kind, enrollment_id, account_id, recipients, subject, message_id)
+        return Settled() if row is None else _settled(row)
+
+
+async def begin_attempt(
+    url: str,
+    *,
+    key: str,
+    kind: str,
+    enrollment_id: str | None,
+    account_id: str | None,
+    recipients: list[str],
+    subject: str,
+    message_id: str,
+) -> EmailResult | Settled:
+    """`sent_result` and `record_attempt` in one transaction: the earlier send's result if one was recorded, else
+    what `record_attempt` answers (the sending path's first store round trip, not two)."""
+    async with transaction(url) as session:
+        row = await _attempt(session, key, kind, enrollment_id, account_id, recipients, subject, message_id)
+        if row is None:
+            return Settled()
+        if row.state == "sent" and row.sent_at is not None:
+            return EmailResult(sent_at=row.sent_at, message_id=row.message_id, refused=_lines(row.refused_to))
+        return _settled(row)
+
+
+async def _attempt(
+    session: AsyncSession,
+    key: str,
+    kind: str,
+    enrollment_id: str | None,
+    account_id: str | None,
+    recipients: list[str],
+    subject: str,
+    message_id: str,
+) -> OutboxEmail | None:
+    """The row under `key`, or None after adding it for this first attempt."""
+    row = await session.get(OutboxEmail, key)
+    if row is not None:
+        return row
+    session.add(
+        OutboxEmail(
+            key=key,
+            kind=kind,
+            enrollment_id=enrollment_id,
+            account_id=account_id,
+            recipients=", ".join(recipients),
+            subject=subject,
+            message_id=message_id,
+            state="sending",
+            created_at=now(),
         )
-        return Settled()
+    )
+    return None
 
 
 async def settled(url: str, key: str) -> Settled:
@@ -113,14 +151,18 @@ async def record_outcome(
     state: str = "failed",
     delivered: Sequence[str] = (),
     refused: Sequence[str] = (),
+    mail_flowing: bool = False,
 ) -> None:
     """One attempt's outcome: sent, or `state` (retrying, bounced, failed, dropped) with the relay's reply; the
     recipients it reached (`delivered`) and those refused for good (`refused`, `address: reply`) are added to the
-    ones earlier attempts settled."""
+    ones earlier attempts settled. With `mail_flowing`, a send also does what `mail_accepted` does, in the same
+    transaction."""
     async with transaction(url) as session:
         row = await session.get(OutboxEmail, key)
         if row is None:
             return
+        if sent_at is not None and mail_flowing:
+            await _mail_flowing(session)
         row.attempts = (row.attempts or 0) + 1
         row.delivered_to = _merged(row.delivered_to, delivered)
         row.refused_to = _merged(row.refused_to, refused)
@@ -168,11 +210,15 @@ async def mail_failing(url: str, reply: str) -> None:
 async def mail_accepted(url: str) -> None:
     """The relay answered for good (it took the message, or refused a recipient): mail is flowing again."""
     async with transaction(url) as session:
-        await session.execute(
-            update(MailHealth)
-            .where(MailHealth.id == 1, MailHealth.failing_since.is_not(None))
-            .values(failing_since=None, last_sent_at=now())
-        )
+        await _mail_flowing(session)
+
+
+async def _mail_flowing(session: AsyncSession) -> None:
+    await session.execute(
+        update(MailHealth)
+        .where(MailHealth.id == 1, MailHealth.failing_since.is_not(None))
+        .values(failing_since=None, last_sent_at=now())
+    )
 
 
 async def mail_trouble(url: str) -> tuple[datetime, str] | None:
