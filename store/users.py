@@ -315,13 +315,21 @@ async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
     (a busy script does not write on every request)."""
     at = now()
     async with transaction(url) as session:
-        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
-        if row is None or row.revoked_at is not None:
+        found = (
+            await session.execute(
+                select(ApiToken, User)
+                .join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == _token_hash(token))
+            )
+        ).first()  # one round trip for the token and its user: every API request asks
+        if found is None:
+            return None
+        row, user = found.tuple()
+        if row.revoked_at is not None:
             return None
         if row.expires_at is not None and row.expires_at <= at:
             return None
-        user = await session.get(User, row.user_id)
-        if user is None or user.disabled:
+        if user.disabled:
             return None
         if row.last_used_at is None or row.last_used_at <= at - LAST_USED_EVERY:
             row.last_used_at = at
