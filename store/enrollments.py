@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,20 +34,28 @@ class OrganizationTaken(Exception):
 
 async def find_claim(url: str, organization_name: str) -> str | None:
     """The enrollment that holds `organization_name`, if an open one or a live account does."""
+    key = organization_key(organization_name)
     async with transaction(url) as session:
-        claim = await session.get(OrganizationClaim, organization_key(organization_name))
-        return claim.enrollment_id if claim else None
+        return await session.scalar(
+            select(OrganizationClaim.enrollment_id).where(OrganizationClaim.organization_key == key)
+        )
 
 
-async def _claim(session: AsyncSession, key: str, enrollment_id: str) -> None:
-    existing = await session.get(OrganizationClaim, key)
-    if existing is not None:
-        if existing.enrollment_id != enrollment_id:
-            raise OrganizationTaken(existing.enrollment_id)
+async def _claim(session: AsyncSession, key: str, enrollment_id: str, *, new: bool = False) -> None:
+    """Hold `key` for the enrollment (its earlier name's claim given up); `new`: the enrollment's first record,
+    which holds no claim yet."""
+    holder = await session.scalar(
+        select(OrganizationClaim.enrollment_id).where(OrganizationClaim.organization_key == key)
+    )
+    if holder is not None:
+        if holder != enrollment_id:
+            raise OrganizationTaken(holder)
         return
-    await session.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == enrollment_id))
-    session.add(OrganizationClaim(organization_key=key, enrollment_id=enrollment_id, claimed_at=now()))
-    await session.flush()
+    if not new:
+        await session.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == enrollment_id))
+    await session.execute(
+        insert(OrganizationClaim).values(organization_key=key, enrollment_id=enrollment_id, claimed_at=now())
+    )
 
 
 def record_version(event_key: str) -> int | None:
@@ -100,9 +108,9 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
     try:
         async with transaction(url) as session:
             exists = await session.scalar(select(Enrollment.id).where(Enrollment.id == view.id))
-            if exists is None:
-                session.add(Enrollment(id=view.id, **columns))
-                await session.flush()
+            new = exists is None  # the first record: nothing else of this enrollment is in the store yet
+            if new:
+                await session.execute(insert(Enrollment).values(id=view.id, **columns))
                 current = True
             else:
                 change = update(Enrollment).where(Enrollment.id == view.id).values(**columns)
@@ -115,15 +123,20 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
                 current = result.rowcount > 0
             if current:
                 ended = view.status in (EnrollmentStatus.rejected, EnrollmentStatus.cancelled)
-                closed = view.status == EnrollmentStatus.expired and await _closed(session, view.id)
+                closed = not new and view.status == EnrollmentStatus.expired and await _closed(session, view.id)
                 if view.status in OPEN_STATUSES and not record.release_claim and not closed:
-                    await _claim(session, key, view.id)
-                elif record.release_claim or ended or closed:
+                    await _claim(session, key, view.id, new=new)
+                elif not new and (record.release_claim or ended or closed):
                     await session.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == view.id))
-            seen = await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
+            # A retry finds its entry (the key is unique); a new enrollment has none.
+            seen = (
+                None
+                if new
+                else await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
+            )
             if seen is None:
-                session.add(
-                    TimelineEntry(
+                await session.execute(
+                    insert(TimelineEntry).values(
                         key=record.event_key,
                         enrollment_id=view.id,
                         account_id=view.account_id,
@@ -144,6 +157,7 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
                         data=events.enrollment_data(view),
                         account_id=view.account_id,
                         reseller_account_id=view.reseller_account_id,
+                        fresh=True,  # its timeline entry was added just now, in this transaction
                     )
     except IntegrityError as exc:
         # Two writers raced for the same claim: whoever holds it now is the answer.

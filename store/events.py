@@ -132,16 +132,19 @@ async def add_event(
     data: dict[str, Any],
     account_id: str | None,
     reseller_account_id: str | None,
+    fresh: bool = False,
 ) -> None:
     """Add the event of the change keyed `key` (once: a retry finds it and adds nothing), in `session`'s
     transaction, which is the change's own. Call it last in that transaction: on PostgreSQL it takes `ORDER_LOCK`,
-    held until the commit (the module's docstring says why)."""
+    held until the commit (the module's docstring says why). `fresh`: the caller inserted the change's own row
+    under the same unique key in this transaction, so no event of it can exist (a concurrent retry fails on that
+    row's key before it gets here), and the look for one is skipped."""
     await session.flush()  # the change's own writes first, outside the lock
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
     identifier = event_id(key)
     # Under the lock (PostgreSQL's statement sees every commit before it): a concurrent retry's event is seen here.
-    if await session.scalar(select(Event.seq).where(Event.id == identifier)) is not None:
+    if not fresh and await session.scalar(select(Event.seq).where(Event.id == identifier)) is not None:
         return
     await session.execute(
         insert(Event).values(
