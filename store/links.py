@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from store.db import transaction
 from store.paging import now
@@ -44,13 +44,21 @@ async def open_current_link(url: str, *, token: str, enrollment_id: str, version
     """
     digest = token_hash(token)
     async with transaction(url) as session:
-        row = await session.scalar(select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update())
+        row = (
+            await session.execute(
+                select(Enrollment.status, Enrollment.link_version)
+                .where(Enrollment.id == enrollment_id)
+                .with_for_update()
+            )
+        ).first()
         if row is None or row.status != "New" or row.link_version != version:
             return False
-        existing = await session.get(FormLink, digest)
+        existing = (await session.execute(select(FormLink.dead_at).where(FormLink.token_hash == digest))).first()
         if existing is not None:
             return existing.dead_at is None
-        session.add(FormLink(token_hash=digest, enrollment_id=enrollment_id, version=version, created_at=now()))
+        await session.execute(
+            insert(FormLink).values(token_hash=digest, enrollment_id=enrollment_id, version=version, created_at=now())
+        )
         await session.execute(
             update(FormLink)
             .where(FormLink.enrollment_id == enrollment_id, FormLink.version < version, FormLink.dead_at.is_(None))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import EmailResult
@@ -51,7 +52,19 @@ def _addresses(text: str | None) -> list[str]:
     return [address.strip() for address in (text or "").split(",") if address.strip()]
 
 
-def _settled(row: OutboxEmail) -> Settled:
+_SettledRow = Row[str, datetime | None, str, str | None, str | None, str]
+"""`_SETTLED_COLUMNS` of a row."""
+_SETTLED_COLUMNS = (
+    OutboxEmail.state,
+    OutboxEmail.sent_at,
+    OutboxEmail.message_id,
+    OutboxEmail.delivered_to,
+    OutboxEmail.refused_to,
+    OutboxEmail.recipients,
+)
+
+
+def _settled(row: OutboxEmail | _SettledRow) -> Settled:
     return Settled(
         delivered=_lines(row.delivered_to), refused=_lines(row.refused_to), recipients=_addresses(row.recipients)
     )
@@ -112,13 +125,14 @@ async def _attempt(
     recipients: list[str],
     subject: str,
     message_id: str,
-) -> OutboxEmail | None:
-    """The row under `key`, or None after adding it for this first attempt."""
-    row = await session.get(OutboxEmail, key)
+) -> _SettledRow | None:
+    """The row under `key` (the columns `_settled` and a sent result read), or None after adding it for this first
+    attempt. Plain statements, no ORM objects: this is on every email's path."""
+    row = (await session.execute(select(*_SETTLED_COLUMNS).where(OutboxEmail.key == key))).first()
     if row is not None:
         return row
-    session.add(
-        OutboxEmail(
+    await session.execute(
+        insert(OutboxEmail).values(
             key=key,
             kind=kind,
             enrollment_id=enrollment_id,
@@ -128,6 +142,7 @@ async def _attempt(
             message_id=message_id,
             state="sending",
             created_at=now(),
+            attempts=0,
         )
     )
     return None
@@ -158,19 +173,27 @@ async def record_outcome(
     ones earlier attempts settled. With `mail_flowing`, a send also does what `mail_accepted` does, in the same
     transaction."""
     async with transaction(url) as session:
-        row = await session.get(OutboxEmail, key)
+        row = (
+            await session.execute(
+                select(OutboxEmail.attempts, OutboxEmail.delivered_to, OutboxEmail.refused_to, OutboxEmail.state)
+                .where(OutboxEmail.key == key)
+                .with_for_update()
+            )
+        ).first()
         if row is None:
             return
         if sent_at is not None and mail_flowing:
             await _mail_flowing(session)
-        row.attempts = (row.attempts or 0) + 1
-        row.delivered_to = _merged(row.delivered_to, delivered)
-        row.refused_to = _merged(row.refused_to, refused)
+        values: dict[str, Any] = {
+            "attempts": (row.attempts or 0) + 1,
+            "delivered_to": _merged(row.delivered_to, delivered),
+            "refused_to": _merged(row.refused_to, refused),
+        }
         if sent_at is not None:
-            row.state, row.sent_at, row.error = "sent", sent_at, None
+            values.update(state="sent", sent_at=sent_at, error=None)
         else:
-            row.state = "dropped" if row.state == "dropped" else state
-            row.error = error
+            values.update(state="dropped" if row.state == "dropped" else state, error=error)
+        await session.execute(update(OutboxEmail).where(OutboxEmail.key == key).values(**values))
 
 
 async def by_message_id(url: str, message_id: str) -> OutboxEmail | None:

@@ -324,7 +324,7 @@ async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
         ).first()  # one round trip for the token and its user: every API request asks
         if found is None:
             return None
-        row, user = found.tuple()
+        row, user = found
         if row.revoked_at is not None:
             return None
         if row.expires_at is not None and row.expires_at <= at:
