@@ -1,6 +1,8 @@
 """How close the create pipeline runs to bare Temporal: `make bench` (`python -m bench.pipeline --help`).
 
-On one fresh Temporal dev server with a file database (the one `enroll up` starts), in one run:
+Against a Temporal dev server **in memory** (`--temporal memory`: started here without a database file, the
+stand-in for a production cluster) and one with a **file** database (`--temporal file`: the one `enroll up`
+starts), on a fresh `enroll up` each time, in one run:
 
 1. bare: a workflow of three no-op activities (`bench/bare.py`), its worker in this process, started with
    `execute_workflow` — N runs, C at a time;
@@ -8,9 +10,11 @@ On one fresh Temporal dev server with a file database (the one `enroll up` start
    accepted by this process's SMTP sink — N enrollments, C at a time;
 3. bare again, to see the machine's drift.
 
-Prints throughput, p50 and p99 of each, the ratios against the mean of the two bare legs, the history events
-and payload bytes per enrollment against the bare run's, and each target with ✓ or ✗ (exit status 1 if any
-is ✗). A benchmark, not a test: nothing in `make test` runs it.
+Prints throughput, p50 and p99 of each (and of the POST alone), the ratios against the mean of the two bare legs,
+the CPU time per run of each process (Temporal, worker, API, this benchmark), the history events and payload bytes
+per enrollment against the bare run's, and each target with ✓ or ✗ (exit status 1 if any is ✗). In memory it also
+sends creates at an open-loop 10 a second (random arrivals) for 30 s and times the API's answers, and runs the real
+leg again with a second `enroll worker` process. A benchmark, not a test: nothing in `make test` runs it.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class Leg:
     errors: list[str] = field(default_factory=list)
     wall: float = 0.0
     ids: list[str] = field(default_factory=list)
+    answers: list[float] = field(default_factory=list)
+    """The real legs: each POST's time to its answer (the rest is the invitation's way to the SMTP sink)."""
 
     @property
     def throughput(self) -> float:
@@ -147,13 +153,18 @@ async def real_leg(stack: Stack, sink: Sink, n: int, concurrency: int, name: str
     run = secrets.token_hex(3)
     tokens = stack.csm_tokens(TOKENS)
     async with httpx.AsyncClient(base_url=stack.api, timeout=60) as api:
+        answers: list[float] = []
 
         async def one(i: int) -> str:
+            start = time.perf_counter()
             workflow_id = await post_create(api, tokens, run, i)
+            answers.append(time.perf_counter() - start)
             await sink.arrival(f"contact{i}@bench-{run}.example", timeout=120)
             return workflow_id
 
-        return await run_leg(name, n, concurrency, one)
+        leg = await run_leg(name, n, concurrency, one)
+        leg.answers = answers
+        return leg
 
 
 @dataclass
@@ -296,6 +307,9 @@ async def measure(n: int, concurrency: int, database_url: str | None, label: str
     print(f"\nPipeline on {label}: {n} creates, {concurrency} at a time, one Temporal dev server ({server})")
     for leg in (first, real, again):
         print(leg.line())
+        if leg.answers:
+            p50, p99 = statistics.median(leg.answers) * 1000, percentile(leg.answers, 99) * 1000
+            print(f"  {'  of which the POST':<28}                p50 {p50:7.0f} ms   p99 {p99:7.0f} ms")
         for error in leg.errors[:3]:
             print(f"      {error}")
     bare_throughput = (first.throughput + again.throughput) / 2
@@ -372,21 +386,18 @@ async def main() -> int:
     parser.add_argument(
         "--postgres",
         metavar="URL",
-        help="also run the file-database leg on PostgreSQL: a fresh database is created on this server and dropped "
+        help="also run on PostgreSQL: a fresh database is created on this server for each run and dropped "
         "afterwards (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)",
     )
     parser.add_argument("--postgres-only", action="store_true", help="skip the SQLite runs")
     args = parser.parse_args()
-    modes = args.temporal or ["memory", "file"]
     ok = True
-    if "memory" in modes and not args.postgres_only:
-        ok &= await measure(args.n, args.concurrency, None, "SQLite", "memory")
-    if "file" in modes:
+    for temporal in args.temporal or ["memory", "file"]:
         if not args.postgres_only:
-            ok &= await measure(args.n, args.concurrency, None, "SQLite", "file")
+            ok &= await measure(args.n, args.concurrency, None, "SQLite", temporal)
         if args.postgres:
             async with fresh_postgres(args.postgres) as url:
-                ok &= await measure(args.n, args.concurrency, url, "PostgreSQL", "file")
+                ok &= await measure(args.n, args.concurrency, url, "PostgreSQL", temporal)
     return 0 if ok else 1
 
 
