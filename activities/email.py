@@ -9,9 +9,12 @@ import hmac
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
+from typing import cast
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -169,20 +172,32 @@ def message_id_for(key: str, mail_from: str) -> str:
     return f"<{dot_atom(key)}@{_domain(mail_from)}>"
 
 
+def _message_policy() -> policy.EmailPolicy[EmailMessage]:
+    """The standard library's default policy, but a Message-ID (ours: `message_id_for`, valid by construction) is
+    kept as written instead of parsed: its RFC 5322 parser was a third of the time spent building an email."""
+    registry = HeaderRegistry()
+    registry.map_to_type("message-id", cast("type[BaseHeader]", UnstructuredHeader))  # typeshed: it is one
+    return policy.default.clone(header_factory=registry)
+
+
+MESSAGE_POLICY = _message_policy()
+
+
 def build_message(settings: Settings, request: EmailRequest, key: str) -> EmailMessage:
     subject, text, html = render(settings, request)
     for header in [subject, *request.to]:
         if has_control_characters(header):
             raise ApplicationError("a header would carry a line break", type="HeaderInjection", non_retryable=True)
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
+    message_id = message_id_for(key, settings.mail_from)
     message["From"] = settings.mail_from
     message["To"] = ", ".join(request.to)
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = message_id_for(key, settings.mail_from)
+    message["Message-ID"] = message_id
     # Postmark reports on a message by its own id; this header makes its webhooks carry ours back (in Metadata),
     # so POST /api/mail-events/postmark can match them. Other relays pass it on unread.
-    message["X-PM-Metadata-message-id"] = message["Message-ID"]
+    message["X-PM-Metadata-message-id"] = message_id
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
