@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from starter.portal.ratelimit import RateLimit
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    """(The dependencies here are `async def` though they never wait: FastAPI runs a plain `def` dependency in its
+    thread pool, a thread hop on every request for nothing.)"""
     settings: Settings = request.app.state.settings
     return settings
 
@@ -54,21 +56,21 @@ async def get_client(request: Request) -> Client:
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
-def get_service(settings: SettingsDep, client: ClientDep) -> EnrollmentService:
+async def get_service(settings: SettingsDep, client: ClientDep) -> EnrollmentService:
     return EnrollmentService(settings, client)
 
 
 ServiceDep = Annotated[EnrollmentService, Depends(get_service)]
 
 
-def get_account_service(settings: SettingsDep, client: ClientDep) -> AccountService:
+async def get_account_service(settings: SettingsDep, client: ClientDep) -> AccountService:
     return AccountService(settings, client)
 
 
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
-def get_administrator_service(settings: SettingsDep, client: ClientDep) -> AdministratorService:
+async def get_administrator_service(settings: SettingsDep, client: ClientDep) -> AdministratorService:
     return AdministratorService(settings, client)
 
 
@@ -157,21 +159,21 @@ CredentialUploader = Annotated[User, require(Permission.credentials_upload)]
 CredentialManager = Annotated[User, require(Permission.credentials_manage)]
 
 
-def get_credential_service(settings: SettingsDep, client: ClientDep) -> CredentialService:
+async def get_credential_service(settings: SettingsDep, client: ClientDep) -> CredentialService:
     return CredentialService(settings, client)
 
 
 CredentialServiceDep = Annotated[CredentialService, Depends(get_credential_service)]
 
 
-def get_token_service(settings: SettingsDep) -> TokenService:
+async def get_token_service(settings: SettingsDep) -> TokenService:
     return TokenService(settings)
 
 
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 
 
-def get_webhook_service(settings: SettingsDep, client: ClientDep) -> WebhookService:
+async def get_webhook_service(settings: SettingsDep, client: ClientDep) -> WebhookService:
     return WebhookService(settings, client)
 
 
@@ -180,7 +182,7 @@ WebhookManager = Annotated[User, require(Permission.webhooks_manage)]
 """Admins (every event) and a reseller's administrators (its customers' events): `domain.access.event_scope`."""
 
 
-def get_account_reader(settings: SettingsDep) -> AccountReader:
+async def get_account_reader(settings: SettingsDep) -> AccountReader:
     return AccountReader(settings)
 
 
@@ -195,7 +197,7 @@ async def visible(reader: AccountReader, user: User, account_id: str) -> Account
     return account
 
 
-def get_administrator_changes(settings: SettingsDep) -> AdministratorChanges:
+async def get_administrator_changes(settings: SettingsDep) -> AdministratorChanges:
     return AdministratorChanges(settings)
 
 

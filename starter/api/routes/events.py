@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api", tags=["events"])
 EventReader = Annotated[User, require(Permission.events_read)]
 
 
-def get_event_service(settings: SettingsDep) -> EventService:
+async def get_event_service(settings: SettingsDep) -> EventService:
     return EventService(settings)
 
 

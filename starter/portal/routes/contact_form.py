@@ -54,7 +54,7 @@ class FormLimits:
         return None
 
 
-def form_limits(request: Request) -> FormLimits:
+async def form_limits(request: Request) -> FormLimits:
     """The limits of this app (one set per API process)."""
     limits: FormLimits | None = getattr(request.app.state, "form_limits", None)
     if limits is None:
