@@ -76,24 +76,6 @@ def _merged(text: str | None, more: Sequence[str]) -> str | None:
     return "\n".join(lines) or None
 
 
-async def record_attempt(
-    url: str,
-    *,
-    key: str,
-    kind: str,
-    enrollment_id: str | None,
-    account_id: str | None,
-    recipients: list[str],
-    subject: str,
-    message_id: str,
-) -> Settled:
-    """The attempt about to send under `key` (its row, at the first one, recording `recipients`); who earlier
-    attempts already settled, and whom the first one addressed."""
-    async with transaction(url) as session:
-        row = await _attempt(session, key, kind, enrollment_id, account_id, recipients, subject, message_id)
-        return Settled() if row is None else _settled(row)
-
-
 async def begin_attempt(
     url: str,
     *,
@@ -105,8 +87,9 @@ async def begin_attempt(
     subject: str,
     message_id: str,
 ) -> EmailResult | Settled:
-    """`sent_result` and `record_attempt` in one transaction: the earlier send's result if one was recorded, else
-    what `record_attempt` answers (the sending path's first store round trip, not two)."""
+    """The attempt about to send under `key`, in one transaction: the earlier send's result if one was recorded;
+    else who earlier attempts already settled and whom the first one addressed (its row, at the first attempt,
+    recording `recipients`)."""
     async with transaction(url) as session:
         row = await _attempt(session, key, kind, enrollment_id, account_id, recipients, subject, message_id)
         if row is None:

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from domain.models import EmailResult
 from store.db import transaction
 from store.links import LinkState, kill_links, open_link, resolve
-from store.outbox import emails_of, record_attempt, record_outcome, sent_result
+from store.outbox import Settled, begin_attempt, emails_of, record_outcome, sent_result
 from store.tables import FormLink
 
 
@@ -90,8 +90,10 @@ async def test_tokens_are_not_stored_in_plain_text(database_url: str) -> None:
 SENT_AT = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 
 
-async def attempt(url: str, key: str, *, enrollment_id: str = "e1", message_id: str = "<m1@enroll>") -> None:
-    await record_attempt(
+async def attempt(
+    url: str, key: str, *, enrollment_id: str = "e1", message_id: str = "<m1@enroll>"
+) -> EmailResult | Settled:
+    return await begin_attempt(
         url,
         key=key,
         kind="invitation",
@@ -101,6 +103,15 @@ async def attempt(url: str, key: str, *, enrollment_id: str = "e1", message_id: 
         subject="Complete your enrollment",
         message_id=message_id,
     )
+
+
+async def test_an_attempt_answers_the_earlier_send_once_one_was_recorded(database_url: str) -> None:
+    assert await attempt(database_url, "enrollment-e1/1") == Settled()
+    assert await attempt(database_url, "enrollment-e1/1") == Settled(
+        recipients=["pat@acme.example", "csm@provider.example"]
+    )
+    await record_outcome(database_url, "enrollment-e1/1", sent_at=SENT_AT, error=None)
+    assert await attempt(database_url, "enrollment-e1/1") == EmailResult(sent_at=SENT_AT, message_id="<m1@enroll>")
 
 
 async def test_nothing_is_sent_before_an_attempt(database_url: str) -> None:
