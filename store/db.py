@@ -13,6 +13,7 @@ import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -75,6 +76,21 @@ task) does not wait for itself."""
 
 
 @asynccontextmanager
+async def _turn(url: str) -> AsyncIterator[None]:
+    """On SQLite, this process's turn on the database (see `transaction`); elsewhere, nothing to wait for."""
+    if not url.startswith("sqlite") or url in _holding.get():
+        yield
+        return
+    lock = _turns.setdefault(asyncio.get_running_loop(), {}).setdefault(url, asyncio.Lock())
+    async with lock:
+        holding = _holding.set(_holding.get() | {url})
+        try:
+            yield
+        finally:
+            _holding.reset(holding)
+
+
+@asynccontextmanager
 async def transaction(url: str) -> AsyncIterator[AsyncSession]:
     """A session in one transaction: committed when the block ends, rolled back on an error.
 
@@ -83,18 +99,16 @@ async def transaction(url: str) -> AsyncIterator[AsyncSession]:
     soon the lock is free: with 20 creates in flight that made the worker's p99 3-4 s against a p50 of 0.8 s
     (docs/performance.md). Taking turns in the process costs a writer nothing it was not already waiting for, and a
     read a few ms at most; WAL readers in other processes (the API's) never wait for this process's writers."""
-    if not url.startswith("sqlite") or url in _holding.get():
-        async with sessionmaker_for(url)() as session, session.begin():
-            yield session
-        return
-    lock = _turns.setdefault(asyncio.get_running_loop(), {}).setdefault(url, asyncio.Lock())
-    async with lock:
-        holding = _holding.set(_holding.get() | {url})
-        try:
-            async with sessionmaker_for(url)() as session, session.begin():
-                yield session
-        finally:
-            _holding.reset(holding)
+    async with _turn(url), sessionmaker_for(url)() as session, session.begin():
+        yield session
+
+
+@asynccontextmanager
+async def connection(url: str) -> AsyncIterator[AsyncConnection]:
+    """A plain connection in one transaction, taking turns as `transaction` does: for the statements on every
+    create's path, which need no ORM objects and so skip the session's work (identity map, unit of work)."""
+    async with _turn(url), engine_for(url).begin() as conn:
+        yield conn
 
 
 async def dispose_all() -> None:

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.models import (
     AccountFieldsBase,
@@ -19,7 +19,7 @@ from domain.models import (
 from domain.rules import organization_key
 from domain.status import OPEN_STATUSES
 from store import events
-from store.db import transaction
+from store.db import connection, transaction
 from store.paging import newest_first, now, organization_search
 from store.tables import Enrollment, OrganizationClaim, TimelineEntry
 
@@ -35,13 +35,13 @@ class OrganizationTaken(Exception):
 async def find_claim(url: str, organization_name: str) -> str | None:
     """The enrollment that holds `organization_name`, if an open one or a live account does."""
     key = organization_key(organization_name)
-    async with transaction(url) as session:
-        return await session.scalar(
+    async with connection(url) as conn:
+        return await conn.scalar(
             select(OrganizationClaim.enrollment_id).where(OrganizationClaim.organization_key == key)
         )
 
 
-async def _claim(session: AsyncSession, key: str, enrollment_id: str, *, new: bool = False) -> None:
+async def _claim(session: AsyncSession | AsyncConnection, key: str, enrollment_id: str, *, new: bool = False) -> None:
     """Hold `key` for the enrollment (its earlier name's claim given up); `new`: the enrollment's first record,
     which holds no claim yet."""
     holder = await session.scalar(
@@ -67,7 +67,7 @@ def record_version(event_key: str) -> int | None:
     return int(counter) if counter.isdigit() and "/" not in head else None
 
 
-async def _closed(session: AsyncSession, enrollment_id: str) -> bool:
+async def _closed(session: AsyncSession | AsyncConnection, enrollment_id: str) -> bool:
     """Whether the enrollment was closed (expired past its revival window): its closing released its claim for
     good, so a later record (a mail event in the run's last moments) must not take the name again."""
     found = await session.scalar(
@@ -106,7 +106,7 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
     if version is not None:
         columns["record_version"] = version
     try:
-        async with transaction(url) as session:
+        async with connection(url) as session:  # plain statements: two of these a create
             exists = await session.scalar(select(Enrollment.id).where(Enrollment.id == view.id))
             new = exists is None  # the first record: nothing else of this enrollment is in the store yet
             if new:
@@ -117,9 +117,7 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
                 if version is not None:
                     newer = or_(Enrollment.record_version.is_(None), Enrollment.record_version < version)
                     change = change.where(newer)
-                result = cast(
-                    CursorResult[Any], await session.execute(change.execution_options(synchronize_session=False))
-                )
+                result = cast(CursorResult[Any], await session.execute(change))
                 current = result.rowcount > 0
             if current:
                 ended = view.status in (EnrollmentStatus.rejected, EnrollmentStatus.cancelled)

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.models import AccountStatus, AccountView, EnrollmentView
 from domain.webhooks import EventType
@@ -124,7 +124,7 @@ def account_data(view: AccountView) -> dict[str, Any]:
 
 
 async def add_event(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     key: str,
     type: EventType,
@@ -139,8 +139,12 @@ async def add_event(
     held until the commit (the module's docstring says why). `fresh`: the caller inserted the change's own row
     under the same unique key in this transaction, so no event of it can exist (a concurrent retry fails on that
     row's key before it gets here), and the look for one is skipped."""
-    await session.flush()  # the change's own writes first, outside the lock
-    if session.get_bind().dialect.name == "postgresql":
+    if isinstance(session, AsyncSession):
+        await session.flush()  # the change's own writes first, outside the lock
+        dialect = session.get_bind().dialect.name
+    else:  # a plain connection (`store.db.connection`) ran them already
+        dialect = session.dialect.name
+    if dialect == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
     identifier = event_id(key)
     # Under the lock (PostgreSQL's statement sees every commit before it): a concurrent retry's event is seen here.

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy import insert, select, update
 
-from store.db import transaction
+from store.db import connection, transaction
 from store.paging import now
 from store.tables import Enrollment, FormLink
 
@@ -43,7 +43,7 @@ async def open_current_link(url: str, *, token: str, enrollment_id: str, version
     kills the links can never leave a link opened here alive.
     """
     digest = token_hash(token)
-    async with transaction(url) as session:
+    async with connection(url) as session:  # plain statements: on every invitation's path
         row = (
             await session.execute(
                 select(Enrollment.status, Enrollment.link_version)

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.models import EmailResult
-from store.db import transaction
+from store.db import connection, transaction
 from store.paging import now
 from store.tables import MailHealth, OutboxEmail
 
@@ -90,8 +90,8 @@ async def begin_attempt(
     """The attempt about to send under `key`, in one transaction: the earlier send's result if one was recorded;
     else who earlier attempts already settled and whom the first one addressed (its row, at the first attempt,
     recording `recipients`)."""
-    async with transaction(url) as session:
-        row = await _attempt(session, key, kind, enrollment_id, account_id, recipients, subject, message_id)
+    async with connection(url) as conn:
+        row = await _attempt(conn, key, kind, enrollment_id, account_id, recipients, subject, message_id)
         if row is None:
             return Settled()
         if row.state == "sent" and row.sent_at is not None:
@@ -100,7 +100,7 @@ async def begin_attempt(
 
 
 async def _attempt(
-    session: AsyncSession,
+    session: AsyncConnection,
     key: str,
     kind: str,
     enrollment_id: str | None,
@@ -155,7 +155,7 @@ async def record_outcome(
     recipients it reached (`delivered`) and those refused for good (`refused`, `address: reply`) are added to the
     ones earlier attempts settled. With `mail_flowing`, a send also does what `mail_accepted` does, in the same
     transaction."""
-    async with transaction(url) as session:
+    async with connection(url) as session:
         row = (
             await session.execute(
                 select(OutboxEmail.attempts, OutboxEmail.delivered_to, OutboxEmail.refused_to, OutboxEmail.state)
@@ -219,7 +219,7 @@ async def mail_accepted(url: str) -> None:
         await _mail_flowing(session)
 
 
-async def _mail_flowing(session: AsyncSession) -> None:
+async def _mail_flowing(session: AsyncSession | AsyncConnection) -> None:
     await session.execute(
         update(MailHealth)
         .where(MailHealth.id == 1, MailHealth.failing_since.is_not(None))
