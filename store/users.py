@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import DateTime, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, DateTime, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from domain.models import SYSTEM, Actor, Role
 from store import audit
-from store.db import transaction
+from store.db import connection, transaction
 from store.paging import now
 from store.tables import ApiToken, SignInThrottle, User
 
@@ -310,21 +310,28 @@ async def _live_tokens(session: AsyncSession, user_id: str, at: datetime) -> lis
     return list(await session.scalars(select(ApiToken).where(live)))
 
 
+_TOKENS, _USERS = ApiToken.__table__, User.__table__
+_TOKEN_AND_USER = (
+    select(_TOKENS, _USERS)
+    .join_from(_TOKENS, _USERS, _TOKENS.c.user_id == _USERS.c.id)
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+)
+
+
 async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
     """The live token and its enabled user, else None. Its last use is written at most once per LAST_USED_EVERY
-    (a busy script does not write on every request)."""
+    (a busy script does not write on every request).
+
+    Every API request asks, so this is one plain statement (and the rare write), no ORM session: the token and the
+    user come back as detached objects, read-only to the caller."""
     at = now()
-    async with transaction(url) as session:
-        found = (
-            await session.execute(
-                select(ApiToken, User)
-                .join(User, User.id == ApiToken.user_id)
-                .where(ApiToken.token_hash == _token_hash(token))
-            )
-        ).first()  # one round trip for the token and its user: every API request asks
+    async with connection(url) as conn:
+        found = (await conn.execute(_TOKEN_AND_USER.where(_TOKENS.c.token_hash == _token_hash(token)))).first()
         if found is None:
             return None
-        row, user = found
+        columns = found._mapping
+        row = ApiToken(**{column.key: columns[column] for column in _TOKENS.c})
+        user = User(**{column.key: columns[column] for column in _USERS.c})
         if row.revoked_at is not None:
             return None
         if row.expires_at is not None and row.expires_at <= at:
@@ -332,6 +339,7 @@ async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
         if user.disabled:
             return None
         if row.last_used_at is None or row.last_used_at <= at - LAST_USED_EVERY:
+            await conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=at))
             row.last_used_at = at
         return row, user
 
