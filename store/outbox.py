@@ -90,45 +90,27 @@ async def begin_attempt(
     """The attempt about to send under `key`, in one transaction: the earlier send's result if one was recorded;
     else who earlier attempts already settled and whom the first one addressed (its row, at the first attempt,
     recording `recipients`)."""
-    async with connection(url) as conn:
-        row = await _attempt(conn, key, kind, enrollment_id, account_id, recipients, subject, message_id)
+    async with connection(url) as conn:  # plain statements: on every email's path
+        row = (await conn.execute(select(*_SETTLED_COLUMNS).where(OutboxEmail.key == key))).first()
         if row is None:
+            await conn.execute(
+                insert(OutboxEmail).values(
+                    key=key,
+                    kind=kind,
+                    enrollment_id=enrollment_id,
+                    account_id=account_id,
+                    recipients=", ".join(recipients),
+                    subject=subject,
+                    message_id=message_id,
+                    state="sending",
+                    created_at=now(),
+                    attempts=0,
+                )
+            )
             return Settled()
         if row.state == "sent" and row.sent_at is not None:
             return EmailResult(sent_at=row.sent_at, message_id=row.message_id, refused=_lines(row.refused_to))
         return _settled(row)
-
-
-async def _attempt(
-    session: AsyncConnection,
-    key: str,
-    kind: str,
-    enrollment_id: str | None,
-    account_id: str | None,
-    recipients: list[str],
-    subject: str,
-    message_id: str,
-) -> _SettledRow | None:
-    """The row under `key` (the columns `_settled` and a sent result read), or None after adding it for this first
-    attempt. Plain statements, no ORM objects: this is on every email's path."""
-    row = (await session.execute(select(*_SETTLED_COLUMNS).where(OutboxEmail.key == key))).first()
-    if row is not None:
-        return row
-    await session.execute(
-        insert(OutboxEmail).values(
-            key=key,
-            kind=kind,
-            enrollment_id=enrollment_id,
-            account_id=account_id,
-            recipients=", ".join(recipients),
-            subject=subject,
-            message_id=message_id,
-            state="sending",
-            created_at=now(),
-            attempts=0,
-        )
-    )
-    return None
 
 
 async def settled(url: str, key: str) -> Settled:
