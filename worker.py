@@ -58,7 +58,7 @@ fewer for the work that sends and writes as endpoints are added. Store and SMTP 
 
 SANDBOXED = False
 """Whether `build_worker` runs workflows in the SDK's sandbox. The worker of `enroll worker` and `enroll up` does
-not: the sandbox cost 13 ms of CPU per create, a quarter of the worker's, even with every module passed through
+not: the sandbox cost 25 of the worker's 68 ms of CPU per create, and 20 even with every module passed through
 (docs/performance.md). The sandbox is a development-time net: at each workflow task it refuses what would not
 replay (the clock, randomness, I/O) and gives each run fresh module globals. The test suite keeps that net:
 `tests/conftest.py` sets this to True, so every workflow test, in-process stack and recorded-history replay runs
