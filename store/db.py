@@ -63,7 +63,7 @@ def engine_for(url: str) -> AsyncEngine:
 
 def sessionmaker_for(url: str) -> async_sessionmaker[AsyncSession]:
     """One per engine: every transaction of the store starts here."""
-    if url not in _sessionmakers or url not in _engines:
+    if url not in _sessionmakers:  # dispose_all clears both
         _sessionmakers[url] = async_sessionmaker(engine_for(url), expire_on_commit=False)
     return _sessionmakers[url]
 

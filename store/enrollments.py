@@ -34,19 +34,20 @@ class OrganizationTaken(Exception):
 
 async def find_claim(url: str, organization_name: str) -> str | None:
     """The enrollment that holds `organization_name`, if an open one or a live account does."""
-    key = organization_key(organization_name)
     async with connection(url) as conn:
-        return await conn.scalar(
-            select(OrganizationClaim.enrollment_id).where(OrganizationClaim.organization_key == key)
-        )
+        return await _holder(conn, organization_key(organization_name))
+
+
+async def _holder(session: AsyncSession | AsyncConnection, key: str) -> str | None:
+    return await session.scalar(
+        select(OrganizationClaim.enrollment_id).where(OrganizationClaim.organization_key == key)
+    )
 
 
 async def _claim(session: AsyncSession | AsyncConnection, key: str, enrollment_id: str, *, new: bool = False) -> None:
     """Hold `key` for the enrollment (its earlier name's claim given up); `new`: the enrollment's first record,
     which holds no claim yet."""
-    holder = await session.scalar(
-        select(OrganizationClaim.enrollment_id).where(OrganizationClaim.organization_key == key)
-    )
+    holder = await _holder(session, key)
     if holder is not None:
         if holder != enrollment_id:
             raise OrganizationTaken(holder)
