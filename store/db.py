@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import event
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
+T = TypeVar("T")
+
 _engines: dict[str, AsyncEngine] = {}
 _sessionmakers: dict[str, async_sessionmaker[AsyncSession]] = {}
+_sqlite_threads: dict[str, tuple[Engine, ThreadPoolExecutor] | None] = {}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -103,12 +106,41 @@ async def transaction(url: str) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-@asynccontextmanager
-async def connection(url: str) -> AsyncIterator[AsyncConnection]:
-    """A plain connection in one transaction, taking turns as `transaction` does: for the statements on every
-    create's path, which need no ORM objects and so skip the session's work (identity map, unit of work)."""
-    async with _turn(url), engine_for(url).begin() as conn:
-        yield conn
+async def run(url: str, body: Callable[[Connection], T]) -> T:
+    """`body(conn)` in one transaction on a plain connection (committed when it returns, rolled back when it
+    raises), taking turns as `transaction` does: for the statements on every create's path, which need no ORM
+    objects and so skip the session's work (identity map, unit of work).
+
+    `body` is synchronous. On a SQLite file it runs whole on this process's store thread (`sqlite3`, the same
+    pragmas): one hand-off per transaction, where aiosqlite hands each statement, fetch and commit to its thread
+    and back (three times the CPU for a three-statement transaction, docs/performance.md). On PostgreSQL it runs
+    on the async engine's connection (`run_sync`: asyncpg, the event loop's own thread)."""
+    async with _turn(url):
+        threaded = _sqlite_thread(url)
+        if threaded is None:
+            async with engine_for(url).begin() as conn:
+                return await conn.run_sync(body)
+        engine, thread = threaded
+        return await asyncio.get_running_loop().run_in_executor(thread, _in_transaction, engine, body)
+
+
+def _in_transaction(engine: Engine, body: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return body(conn)
+
+
+def _sqlite_thread(url: str) -> tuple[Engine, ThreadPoolExecutor] | None:
+    """A SQLite file's synchronous engine and the one thread that runs `run`'s transactions on it; None for
+    PostgreSQL, and for an in-memory SQLite database (which only the async engine's connection holds)."""
+    if url not in _sqlite_threads:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            _sqlite_threads[url] = None
+        else:
+            engine = create_engine(parsed.set(drivername="sqlite"), hide_parameters=True)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            _sqlite_threads[url] = engine, ThreadPoolExecutor(1, thread_name_prefix="store")
+    return _sqlite_threads[url]
 
 
 async def dispose_all() -> None:
@@ -116,3 +148,9 @@ async def dispose_all() -> None:
         await engine.dispose()
     _engines.clear()
     _sessionmakers.clear()
+    for threaded in list(_sqlite_threads.values()):
+        if threaded is not None:
+            sync_engine, thread = threaded
+            thread.shutdown(wait=True)
+            sync_engine.dispose()
+    _sqlite_threads.clear()

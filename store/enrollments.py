@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import (
     AccountFieldsBase,
@@ -19,7 +19,7 @@ from domain.models import (
 from domain.rules import organization_key
 from domain.status import OPEN_STATUSES
 from store import events
-from store.db import connection, transaction
+from store.db import run, transaction
 from store.paging import newest_first, now, organization_search
 from store.tables import Enrollment, OrganizationClaim, TimelineEntry
 
@@ -34,29 +34,25 @@ class OrganizationTaken(Exception):
 
 async def find_claim(url: str, organization_name: str) -> str | None:
     """The enrollment that holds `organization_name`, if an open one or a live account does."""
-    async with connection(url) as conn:
-        return await _holder(conn, organization_key(organization_name))
+    key = organization_key(organization_name)
+    return await run(url, lambda conn: _holder(conn, key))
 
 
-async def _holder(session: AsyncSession | AsyncConnection, key: str) -> str | None:
-    return await session.scalar(
-        select(OrganizationClaim.enrollment_id).where(OrganizationClaim.organization_key == key)
-    )
+def _holder(conn: Connection, key: str) -> str | None:
+    return conn.scalar(select(OrganizationClaim.enrollment_id).where(OrganizationClaim.organization_key == key))
 
 
-async def _claim(session: AsyncSession | AsyncConnection, key: str, enrollment_id: str, *, new: bool = False) -> None:
+def _claim(conn: Connection, key: str, enrollment_id: str, *, new: bool = False) -> None:
     """Hold `key` for the enrollment (its earlier name's claim given up); `new`: the enrollment's first record,
     which holds no claim yet."""
-    holder = await _holder(session, key)
+    holder = _holder(conn, key)
     if holder is not None:
         if holder != enrollment_id:
             raise OrganizationTaken(holder)
         return
     if not new:
-        await session.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == enrollment_id))
-    await session.execute(
-        insert(OrganizationClaim).values(organization_key=key, enrollment_id=enrollment_id, claimed_at=now())
-    )
+        conn.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == enrollment_id))
+    conn.execute(insert(OrganizationClaim).values(organization_key=key, enrollment_id=enrollment_id, claimed_at=now()))
 
 
 def record_version(event_key: str) -> int | None:
@@ -68,10 +64,10 @@ def record_version(event_key: str) -> int | None:
     return int(counter) if counter.isdigit() and "/" not in head else None
 
 
-async def _closed(session: AsyncSession | AsyncConnection, enrollment_id: str) -> bool:
+def _closed(conn: Connection, enrollment_id: str) -> bool:
     """Whether the enrollment was closed (expired past its revival window): its closing released its claim for
     good, so a later record (a mail event in the run's last moments) must not take the name again."""
-    found = await session.scalar(
+    found = conn.scalar(
         select(TimelineEntry.id)
         .where(TimelineEntry.enrollment_id == enrollment_id, TimelineEntry.event == "closed")
         .limit(1)
@@ -106,58 +102,57 @@ async def record_enrollment(url: str, record: RecordEnrollment) -> None:
     }
     if version is not None:
         columns["record_version"] = version
-    try:
-        async with connection(url) as session:  # plain statements: two of these a create
-            exists = await session.scalar(select(Enrollment.id).where(Enrollment.id == view.id))
-            new = exists is None  # the first record: nothing else of this enrollment is in the store yet
-            if new:
-                await session.execute(insert(Enrollment).values(id=view.id, **columns))
-                current = True
-            else:
-                change = update(Enrollment).where(Enrollment.id == view.id).values(**columns)
-                if version is not None:
-                    newer = or_(Enrollment.record_version.is_(None), Enrollment.record_version < version)
-                    change = change.where(newer)
-                result = cast(CursorResult[Any], await session.execute(change))
-                current = result.rowcount > 0
-            if current:
-                ended = view.status in (EnrollmentStatus.rejected, EnrollmentStatus.cancelled)
-                closed = not new and view.status == EnrollmentStatus.expired and await _closed(session, view.id)
-                if view.status in OPEN_STATUSES and not record.release_claim and not closed:
-                    await _claim(session, key, view.id, new=new)
-                elif not new and (record.release_claim or ended or closed):
-                    await session.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == view.id))
-            # A retry finds its entry (the key is unique); a new enrollment has none.
-            seen = (
-                None
-                if new
-                else await session.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
-            )
-            if seen is None:
-                await session.execute(
-                    insert(TimelineEntry).values(
-                        key=record.event_key,
-                        enrollment_id=view.id,
-                        account_id=view.account_id,
-                        at=record.event.at,
-                        event=record.event.event,
-                        actor=record.event.actor,
-                        note=record.event.note,
-                        source=record.event.source,
-                    )
+
+    def write(conn: Connection) -> None:  # plain statements: two of these a create
+        exists = conn.scalar(select(Enrollment.id).where(Enrollment.id == view.id))
+        new = exists is None  # the first record: nothing else of this enrollment is in the store yet
+        if new:
+            conn.execute(insert(Enrollment).values(id=view.id, **columns))
+            current = True
+        else:
+            change = update(Enrollment).where(Enrollment.id == view.id).values(**columns)
+            if version is not None:
+                newer = or_(Enrollment.record_version.is_(None), Enrollment.record_version < version)
+                change = change.where(newer)
+            result = cast(CursorResult[Any], conn.execute(change))
+            current = result.rowcount > 0
+        if current:
+            ended = view.status in (EnrollmentStatus.rejected, EnrollmentStatus.cancelled)
+            closed = not new and view.status == EnrollmentStatus.expired and _closed(conn, view.id)
+            if view.status in OPEN_STATUSES and not record.release_claim and not closed:
+                _claim(conn, key, view.id, new=new)
+            elif not new and (record.release_claim or ended or closed):
+                conn.execute(delete(OrganizationClaim).where(OrganizationClaim.enrollment_id == view.id))
+        # A retry finds its entry (the key is unique); a new enrollment has none.
+        seen = None if new else conn.scalar(select(TimelineEntry.id).where(TimelineEntry.key == record.event_key))
+        if seen is None:
+            conn.execute(
+                insert(TimelineEntry).values(
+                    key=record.event_key,
+                    enrollment_id=view.id,
+                    account_id=view.account_id,
+                    at=record.event.at,
+                    event=record.event.event,
+                    actor=record.event.actor,
+                    note=record.event.note,
+                    source=record.event.source,
                 )
-                kind = events.enrollment_event_type(record.event.event)
-                if kind is not None:
-                    await events.add_event(  # last: it takes the events' order lock (store/events.py)
-                        session,
-                        key=record.event_key,
-                        type=kind,
-                        created_at=record.event.at,
-                        data=events.enrollment_data(view),
-                        account_id=view.account_id,
-                        reseller_account_id=view.reseller_account_id,
-                        fresh=True,  # its timeline entry was added just now, in this transaction
-                    )
+            )
+            kind = events.enrollment_event_type(record.event.event)
+            if kind is not None:
+                events.write_event(  # last: it takes the events' order lock (store/events.py)
+                    conn,
+                    key=record.event_key,
+                    type=kind,
+                    created_at=record.event.at,
+                    data=events.enrollment_data(view),
+                    account_id=view.account_id,
+                    reseller_account_id=view.reseller_account_id,
+                    fresh=True,  # its timeline entry was added just now, in this transaction
+                )
+
+    try:
+        await run(url, write)
     except IntegrityError as exc:
         # Two writers raced for the same claim: whoever holds it now is the answer.
         holder = await find_claim(url, view.organization_name)

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from domain.models import AccountStatus, AccountView, EnrollmentView
 from domain.webhooks import EventType
@@ -124,7 +125,35 @@ def account_data(view: AccountView) -> dict[str, Any]:
 
 
 async def add_event(
-    session: AsyncSession | AsyncConnection,
+    session: AsyncSession,
+    *,
+    key: str,
+    type: EventType,
+    created_at: datetime,
+    data: dict[str, Any],
+    account_id: str | None,
+    reseller_account_id: str | None,
+) -> None:
+    """`write_event` in `session`'s transaction, which is the change's own, after its pending writes. Call it last
+    in that transaction (`write_event` says why)."""
+    await session.flush()  # the change's own writes first, outside the lock
+
+    def write(sync_session: Session) -> None:
+        write_event(
+            sync_session,
+            key=key,
+            type=type,
+            created_at=created_at,
+            data=data,
+            account_id=account_id,
+            reseller_account_id=reseller_account_id,
+        )
+
+    await session.run_sync(write)
+
+
+def write_event(
+    conn: Connection | Session,
     *,
     key: str,
     type: EventType,
@@ -134,23 +163,20 @@ async def add_event(
     reseller_account_id: str | None,
     fresh: bool = False,
 ) -> None:
-    """Add the event of the change keyed `key` (once: a retry finds it and adds nothing), in `session`'s
-    transaction, which is the change's own. Call it last in that transaction: on PostgreSQL it takes `ORDER_LOCK`,
-    held until the commit (the module's docstring says why). `fresh`: the caller inserted the change's own row
-    under the same unique key in this transaction, so no event of it can exist (a concurrent retry fails on that
-    row's key before it gets here), and the look for one is skipped."""
-    if isinstance(session, AsyncSession):
-        await session.flush()  # the change's own writes first, outside the lock
-        dialect = session.get_bind().dialect.name
-    else:  # a plain connection (`store.db.connection`) ran them already
-        dialect = session.dialect.name
-    if dialect == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
+    """Add the event of the change keyed `key` (once: a retry finds it and adds nothing), in `conn`'s
+    transaction, which is the change's own (`store.db.run`'s body, or `add_event`'s session, flushed). Call it last
+    in that transaction: on PostgreSQL it takes `ORDER_LOCK`, held until the commit (the module's docstring says
+    why). `fresh`: the caller inserted the change's own row under the same unique key in this transaction, so no
+    event of it can exist (a concurrent retry fails on that row's key before it gets here), and the look for one
+    is skipped."""
+    dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
+    if dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
     identifier = event_id(key)
     # Under the lock (PostgreSQL's statement sees every commit before it): a concurrent retry's event is seen here.
-    if not fresh and await session.scalar(select(Event.seq).where(Event.id == identifier)) is not None:
+    if not fresh and conn.scalar(select(Event.seq).where(Event.id == identifier)) is not None:
         return
-    await session.execute(
+    conn.execute(
         insert(Event).values(
             id=identifier,
             type=type.value,

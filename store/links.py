@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from store.db import connection, transaction
+from store.db import run, transaction
 from store.paging import now
 from store.tables import Enrollment, FormLink
 
@@ -43,28 +43,27 @@ async def open_current_link(url: str, *, token: str, enrollment_id: str, version
     kills the links can never leave a link opened here alive.
     """
     digest = token_hash(token)
-    async with connection(url) as session:  # plain statements: on every invitation's path
-        row = (
-            await session.execute(
-                select(Enrollment.status, Enrollment.link_version)
-                .where(Enrollment.id == enrollment_id)
-                .with_for_update()
-            )
+
+    def open_it(conn: Connection) -> bool:  # plain statements: on every invitation's path
+        row = conn.execute(
+            select(Enrollment.status, Enrollment.link_version).where(Enrollment.id == enrollment_id).with_for_update()
         ).first()
         if row is None or row.status != "New" or row.link_version != version:
             return False
-        existing = (await session.execute(select(FormLink.dead_at).where(FormLink.token_hash == digest))).first()
+        existing = conn.execute(select(FormLink.dead_at).where(FormLink.token_hash == digest)).first()
         if existing is not None:
             return existing.dead_at is None
-        await session.execute(
+        conn.execute(
             insert(FormLink).values(token_hash=digest, enrollment_id=enrollment_id, version=version, created_at=now())
         )
-        await session.execute(
+        conn.execute(
             update(FormLink)
             .where(FormLink.enrollment_id == enrollment_id, FormLink.version < version, FormLink.dead_at.is_(None))
             .values(dead_at=now())
         )
         return True
+
+    return await run(url, open_it)
 
 
 async def keep_link_for_reminder(url: str, *, token: str, enrollment_id: str, version: int) -> bool:

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from domain.models import EmailResult
-from store.db import connection, transaction
+from store.db import run, transaction
 from store.paging import now
 from store.tables import MailHealth, OutboxEmail
 
@@ -90,10 +89,11 @@ async def begin_attempt(
     """The attempt about to send under `key`, in one transaction: the earlier send's result if one was recorded;
     else who earlier attempts already settled and whom the first one addressed (its row, at the first attempt,
     recording `recipients`)."""
-    async with connection(url) as conn:  # plain statements: on every email's path
-        row = (await conn.execute(select(*_SETTLED_COLUMNS).where(OutboxEmail.key == key))).first()
+
+    def begin(conn: Connection) -> EmailResult | Settled:  # plain statements: on every email's path
+        row = conn.execute(select(*_SETTLED_COLUMNS).where(OutboxEmail.key == key)).first()
         if row is None:
-            await conn.execute(
+            conn.execute(
                 insert(OutboxEmail).values(
                     key=key,
                     kind=kind,
@@ -111,6 +111,8 @@ async def begin_attempt(
         if row.state == "sent" and row.sent_at is not None:
             return EmailResult(sent_at=row.sent_at, message_id=row.message_id, refused=_lines(row.refused_to))
         return _settled(row)
+
+    return await run(url, begin)
 
 
 async def settled(url: str, key: str) -> Settled:
@@ -137,18 +139,17 @@ async def record_outcome(
     recipients it reached (`delivered`) and those refused for good (`refused`, `address: reply`) are added to the
     ones earlier attempts settled. With `mail_flowing`, a send also does what `mail_accepted` does, in the same
     transaction."""
-    async with connection(url) as session:
-        row = (
-            await session.execute(
-                select(OutboxEmail.attempts, OutboxEmail.delivered_to, OutboxEmail.refused_to, OutboxEmail.state)
-                .where(OutboxEmail.key == key)
-                .with_for_update()
-            )
+
+    def record(conn: Connection) -> None:
+        row = conn.execute(
+            select(OutboxEmail.attempts, OutboxEmail.delivered_to, OutboxEmail.refused_to, OutboxEmail.state)
+            .where(OutboxEmail.key == key)
+            .with_for_update()
         ).first()
         if row is None:
             return
         if sent_at is not None and mail_flowing:
-            await _mail_flowing(session)
+            _mail_flowing(conn)
         values: dict[str, Any] = {
             "attempts": (row.attempts or 0) + 1,
             "delivered_to": _merged(row.delivered_to, delivered),
@@ -158,7 +159,9 @@ async def record_outcome(
             values.update(state="sent", sent_at=sent_at, error=None)
         else:
             values.update(state="dropped" if row.state == "dropped" else state, error=error)
-        await session.execute(update(OutboxEmail).where(OutboxEmail.key == key).values(**values))
+        conn.execute(update(OutboxEmail).where(OutboxEmail.key == key).values(**values))
+
+    await run(url, record)
 
 
 async def by_message_id(url: str, message_id: str) -> OutboxEmail | None:
@@ -197,12 +200,11 @@ async def mail_failing(url: str, reply: str) -> None:
 
 async def mail_accepted(url: str) -> None:
     """The relay answered for good (it took the message, or refused a recipient): mail is flowing again."""
-    async with transaction(url) as session:
-        await _mail_flowing(session)
+    await run(url, _mail_flowing)
 
 
-async def _mail_flowing(session: AsyncSession | AsyncConnection) -> None:
-    await session.execute(
+def _mail_flowing(conn: Connection) -> None:
+    conn.execute(
         update(MailHealth)
         .where(MailHealth.id == 1, MailHealth.failing_since.is_not(None))
         .values(failing_since=None, last_sent_at=now())

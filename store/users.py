@@ -14,7 +14,19 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, DateTime, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    LABEL_STYLE_TABLENAME_PLUS_COL,
+    Connection,
+    DateTime,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +34,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from domain.models import SYSTEM, Actor, Role
 from store import audit
-from store.db import connection, transaction
+from store.db import run, transaction
 from store.paging import now
 from store.tables import ApiToken, SignInThrottle, User
 
@@ -325,8 +337,10 @@ async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
     Every API request asks, so this is one plain statement (and the rare write), no ORM session: the token and the
     user come back as detached objects, read-only to the caller."""
     at = now()
-    async with connection(url) as conn:
-        found = (await conn.execute(_TOKEN_AND_USER.where(_TOKENS.c.token_hash == _token_hash(token)))).first()
+    digest = _token_hash(token)
+
+    def read(conn: Connection) -> tuple[ApiToken, User] | None:
+        found = conn.execute(_TOKEN_AND_USER.where(_TOKENS.c.token_hash == digest)).first()
         if found is None:
             return None
         columns = found._mapping
@@ -339,9 +353,11 @@ async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
         if user.disabled:
             return None
         if row.last_used_at is None or row.last_used_at <= at - LAST_USED_EVERY:
-            await conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=at))
+            conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=at))
             row.last_used_at = at
         return row, user
+
+    return await run(url, read)
 
 
 async def user_for_token(url: str, token: str) -> User | None:
