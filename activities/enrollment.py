@@ -9,6 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import deliver, form_token
 from domain.models import (
+    AccountFieldsBase,
     EmailKind,
     EmailRequest,
     EmailResult,
@@ -49,11 +50,18 @@ class EnrollmentActivities:
     @activity.defn(name="validate")
     async def validate(self, request: ValidateEnrollment) -> None:
         """Every rule of the README's field table (`domain/rules.py`), plus: no open enrollment or live account
-        of the same name."""
-        fields = request.fields.model_dump(mode="json")
-        if not fields["display_users_purchased"]:
-            fields.pop("users_purchased")
-        _, errors = check_account_fields(fields, today=datetime.now(UTC).date(), free_mail=self.settings.free_mail)
+        of the same name. (Runs from before the patch `checked-with-first-write`; newer ones check in `persist`.)"""
+        await self._check(request.fields)
+        holder = await find_claim(self.url, request.fields.organization_name)
+        if holder is not None and holder != request.enrollment_id:
+            raise organization_taken(holder)
+
+    async def _check(self, fields: AccountFieldsBase) -> None:
+        """The field rules and the reseller's; `InvalidEnrollment` naming each field that breaks one."""
+        values = fields.model_dump(mode="json", include=set(AccountFieldsBase.model_fields))
+        if not values["display_users_purchased"]:
+            values.pop("users_purchased")
+        _, errors = check_account_fields(values, today=datetime.now(UTC).date(), free_mail=self.settings.free_mail)
         if errors:
             raise ApplicationError(
                 "; ".join(f"{e.field} {e.message}" for e in errors),
@@ -61,7 +69,7 @@ class EnrollmentActivities:
                 type="InvalidEnrollment",
                 non_retryable=True,
             )
-        problem = await accounts.reseller_problem(self.url, request.fields.reseller_account_id)
+        problem = await accounts.reseller_problem(self.url, fields.reseller_account_id)
         if problem is not None:
             raise ApplicationError(
                 f"{problem.field} {problem.message}",
@@ -69,13 +77,13 @@ class EnrollmentActivities:
                 type="InvalidEnrollment",
                 non_retryable=True,
             )
-        holder = await find_claim(self.url, request.fields.organization_name)
-        if holder is not None and holder != request.enrollment_id:
-            raise organization_taken(holder)
 
     @activity.defn(name="persist")
     async def persist(self, record: RecordEnrollment) -> None:
-        """Write the row (status New), claim the organization name and add the `created` event."""
+        """Check the fields (as `validate` does), then write the row (status New), claim the organization name
+        and add the `created` event: the claim is taken in the write's own transaction, so a name another open
+        enrollment or live account holds is `OrganizationTaken` and nothing is written."""
+        await self._check(record.view)
         await self.record(record)
 
     @activity.defn(name="record")

@@ -27,6 +27,10 @@ grows across runs. Runs started before it keep their old shape."""
 STALE_BOUNCES_IGNORED = "stale-bounces-ignored"
 """The patch after which a bounce of an invitation or reminder whose link version is no longer the enrollment's
 current one is recorded on the timeline instead of marking the current invitation Bounced."""
+CHECKED_WITH_FIRST_WRITE = "checked-with-first-write"
+"""The patch after which a new enrollment's fields are checked by its first write (`persist`, one local activity,
+the organization name claimed in the write's own transaction) instead of by a `validate` before it: one local
+activity and one store transaction fewer before the API's create answers."""
 CONTINUING_AS_NEW = "ContinuingAsNew"
 """The error type of an update turned away while its run hands over to a fresh one: retry it, it lands there."""
 RECORD_TIMEOUT = timedelta(seconds=30)

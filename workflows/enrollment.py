@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import (
         BEST_EFFORT_MAIL,
         CARRIED_HANDOVER,
+        CHECKED_WITH_FIRST_WRITE,
         EMAIL_TIMEOUT,
         HANDOVER_MAIL_WAIT,
         LEAN_STORE_WRITES,
@@ -122,6 +123,7 @@ class EnrollmentWorkflow:
         self._lean_writes = self._best_effort_mail and workflow.patched(LEAN_STORE_WRITES)
         self._carried_handover = self._lean_writes and workflow.patched(CARRIED_HANDOVER)
         self._stale_bounces_ignored = self._carried_handover and workflow.patched(STALE_BOUNCES_IGNORED)
+        self._checked_with_first_write = self._stale_bounces_ignored and workflow.patched(CHECKED_WITH_FIRST_WRITE)
         self._attributes: tuple[object, ...] | None = None
         now = workflow.now()
         fields = input.fields
@@ -165,11 +167,12 @@ class EnrollmentWorkflow:
         mailer = asyncio.create_task(self._mailer.run()) if self._best_effort_mail else None
         if input.state is None:
             try:
-                await self._activity(
-                    EnrollmentActivities.validate,
-                    ValidateEnrollment(enrollment_id=input.enrollment_id, fields=input.fields),
-                    "validate",
-                )
+                if not self._checked_with_first_write:  # newer runs: `persist` checks the fields first
+                    await self._activity(
+                        EnrollmentActivities.validate,
+                        ValidateEnrollment(enrollment_id=input.enrollment_id, fields=input.fields),
+                        "validate",
+                    )
                 if self._best_effort_mail:
                     self._start_round()
                 await self._record("created", input.created_by, None, persist=True)
@@ -762,7 +765,8 @@ class EnrollmentWorkflow:
     # (docs/operations.md, "Changing a workflow") is deleting its methods here and the branches that call them.
     # The other flags' differences are single conditions: `_lean_writes` in `run`, `_activity` and
     # `_upsert_attributes`; `_best_effort_mail` in `_check_submission`, `_check_resend`, `_wait_for_form`,
-    # `_revival_left` and `_email_request`; `_stale_bounces_ignored` in `_mail_problem`.
+    # `_revival_left` and `_email_request`; `_stale_bounces_ignored` in `_mail_problem`; `_checked_with_first_write`
+    # in `run` (the `validate` before the first write).
 
     # --- before BEST_EFFORT_MAIL: every email sent before the process went on ----------------------------
 

@@ -270,6 +270,8 @@ ENROLLMENT_SCENARIOS: dict[str, Scenario] = {
     "enrollment-lean-continued-as-new": continued_as_new,
     # Recorded after CARRIED_HANDOVER and STALE_BOUNCES_IGNORED (history limit 60).
     "enrollment-carried-resent-bounced-continued": resent_old_bounce_continued,
+    # Recorded after CHECKED_WITH_FIRST_WRITE: no validate, persist checks the fields.
+    "enrollment-checked-bounced-fixed-approved": bounced_fixed_approved,
 }
 ACCOUNT_SCENARIOS: dict[str, Scenario] = {
     "account-lifecycle": account_lifecycle,

@@ -101,6 +101,8 @@ class Fakes:
 
         @activity.defn(name="persist")
         async def persist(record: RecordEnrollment) -> None:
+            if self.invalid:  # the real one checks the fields before it writes (CHECKED_WITH_FIRST_WRITE)
+                raise ApplicationError(self.invalid, [], type="InvalidEnrollment", non_retryable=True)
             self.records.append(record)
 
         @activity.defn(name="record")
