@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,16 +27,21 @@ T = TypeVar("T")
 
 _engines: dict[str, AsyncEngine] = {}
 _sessionmakers: dict[str, async_sessionmaker[AsyncSession]] = {}
-_sqlite_threads: dict[str, tuple[Engine, ThreadPoolExecutor] | None] = {}
+BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite connection waits for another's write lock before it gives up ("database is locked")."""
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     # WAL lets the API read while the worker writes; the busy timeout rides out the short write locks.
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_pragmas_never_waiting(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record, busy_timeout_ms=0)
 
 
 def _without_row_values(context: ExceptionContext) -> None:
@@ -109,19 +117,30 @@ async def transaction(url: str) -> AsyncIterator[AsyncSession]:
 async def run(url: str, body: Callable[[Connection], T]) -> T:
     """`body(conn)` in one transaction on a plain connection (committed when it returns, rolled back when it
     raises), taking turns as `transaction` does: for the statements on every create's path, which need no ORM
-    objects and so skip the session's work (identity map, unit of work).
+    objects and so skip the session's work (identity map, unit of work). `body` is synchronous, and small: point
+    reads and writes by key.
 
-    `body` is synchronous. On a SQLite file it runs whole on this process's store thread (`sqlite3`, the same
-    pragmas): one hand-off per transaction, where aiosqlite hands each statement, fetch and commit to its thread
-    and back (three times the CPU for a three-statement transaction, docs/performance.md). On PostgreSQL it runs
-    on the async engine's connection (`run_sync`: asyncpg, the event loop's own thread)."""
+    On PostgreSQL it runs on the async engine's connection (`run_sync`: asyncpg, awaiting each statement).
+
+    On a SQLite file it runs with `sqlite3` directly, on the event loop: a point read or write takes well under a
+    millisecond there plus the commit's fsync, where aiosqlite hands every statement, fetch and commit to its
+    thread and back (three times the CPU for a three-statement write, and each hand-off waits for the GIL behind
+    whatever the loop is doing; docs/performance.md). The loop never waits for another process, though: that
+    connection does not wait for a write lock (busy timeout 0), so when another process holds one the
+    transaction is rolled back and `body` runs again on the store's thread (`sqlite3`, the usual busy timeout),
+    which waits for it while the loop goes on. This process's own transactions never hold one here: they take
+    turns."""
     async with _turn(url):
-        threaded = _sqlite_thread(url)
-        if threaded is None:
+        sqlite = _sqlite_engines(url)
+        if sqlite is None:
             async with engine_for(url).begin() as conn:
                 return await conn.run_sync(body)
-        engine, thread = threaded
-        return await asyncio.get_running_loop().run_in_executor(thread, _in_transaction, engine, body)
+        try:
+            return _in_transaction(sqlite.inline, body)
+        except OperationalError as exc:
+            if not _busy(exc):
+                raise
+        return await asyncio.get_running_loop().run_in_executor(sqlite.thread, _in_transaction, sqlite.waiting, body)
 
 
 def _in_transaction(engine: Engine, body: Callable[[Connection], T]) -> T:
@@ -129,18 +148,37 @@ def _in_transaction(engine: Engine, body: Callable[[Connection], T]) -> T:
         return body(conn)
 
 
-def _sqlite_thread(url: str) -> tuple[Engine, ThreadPoolExecutor] | None:
-    """A SQLite file's synchronous engine and the one thread that runs `run`'s transactions on it; None for
-    PostgreSQL, and for an in-memory SQLite database (which only the async engine's connection holds)."""
-    if url not in _sqlite_threads:
+def _busy(exc: OperationalError) -> bool:
+    """SQLITE_BUSY (with any extended code): another connection holds the lock this one needed."""
+    return isinstance(exc.orig, sqlite3.OperationalError) and exc.orig.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+
+
+@dataclass(frozen=True)
+class _SqliteEngines:
+    inline: Engine
+    """Connections that never wait for a lock: `run` on the event loop."""
+    waiting: Engine
+    """Connections with the usual busy timeout, used only on `thread`."""
+    thread: ThreadPoolExecutor
+
+
+_sqlite: dict[str, _SqliteEngines | None] = {}
+
+
+def _sqlite_engines(url: str) -> _SqliteEngines | None:
+    """A SQLite file's synchronous engines for `run`; None for PostgreSQL, and for an in-memory SQLite database
+    (which only the async engine's connection holds)."""
+    if url not in _sqlite:
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-            _sqlite_threads[url] = None
+            _sqlite[url] = None
         else:
-            engine = create_engine(parsed.set(drivername="sqlite"), hide_parameters=True)
-            event.listen(engine, "connect", _sqlite_pragmas)
-            _sqlite_threads[url] = engine, ThreadPoolExecutor(1, thread_name_prefix="store")
-    return _sqlite_threads[url]
+            inline = create_engine(parsed.set(drivername="sqlite"), hide_parameters=True)
+            event.listen(inline, "connect", _sqlite_pragmas_never_waiting)
+            waiting = create_engine(parsed.set(drivername="sqlite"), hide_parameters=True)
+            event.listen(waiting, "connect", _sqlite_pragmas)
+            _sqlite[url] = _SqliteEngines(inline, waiting, ThreadPoolExecutor(1, thread_name_prefix="store"))
+    return _sqlite[url]
 
 
 async def dispose_all() -> None:
@@ -148,9 +186,9 @@ async def dispose_all() -> None:
         await engine.dispose()
     _engines.clear()
     _sessionmakers.clear()
-    for threaded in list(_sqlite_threads.values()):
-        if threaded is not None:
-            sync_engine, thread = threaded
-            thread.shutdown(wait=True)
-            sync_engine.dispose()
-    _sqlite_threads.clear()
+    for sqlite in list(_sqlite.values()):
+        if sqlite is not None:
+            sqlite.thread.shutdown(wait=True)
+            sqlite.inline.dispose()
+            sqlite.waiting.dispose()
+    _sqlite.clear()
