@@ -28,7 +28,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,45 +124,25 @@ def account_data(view: AccountView) -> dict[str, Any]:
     return view.model_dump(mode="json", exclude={"timeline"})
 
 
-async def add_event(
-    session: AsyncSession,
-    *,
-    key: str,
-    type: EventType,
-    created_at: datetime,
-    data: dict[str, Any],
-    account_id: str | None,
-    reseller_account_id: str | None,
-) -> None:
+class EventFields(TypedDict):
+    """An event as its writer gives it (`add_event`, `write_event`)."""
+
+    key: str
+    type: EventType
+    created_at: datetime
+    data: dict[str, Any]
+    account_id: str | None
+    reseller_account_id: str | None
+
+
+async def add_event(session: AsyncSession, **event: Unpack[EventFields]) -> None:
     """`write_event` in `session`'s transaction, which is the change's own, after its pending writes. Call it last
     in that transaction (`write_event` says why)."""
     await session.flush()  # the change's own writes first, outside the lock
-
-    def write(sync_session: Session) -> None:
-        write_event(
-            sync_session,
-            key=key,
-            type=type,
-            created_at=created_at,
-            data=data,
-            account_id=account_id,
-            reseller_account_id=reseller_account_id,
-        )
-
-    await session.run_sync(write)
+    await session.run_sync(lambda sync_session: write_event(sync_session, **event))
 
 
-def write_event(
-    conn: Connection | Session,
-    *,
-    key: str,
-    type: EventType,
-    created_at: datetime,
-    data: dict[str, Any],
-    account_id: str | None,
-    reseller_account_id: str | None,
-    fresh: bool = False,
-) -> None:
+def write_event(conn: Connection | Session, *, fresh: bool = False, **event: Unpack[EventFields]) -> None:
     """Add the event of the change keyed `key` (once: a retry finds it and adds nothing), in `conn`'s
     transaction, which is the change's own (`store.db.run`'s body, or `add_event`'s session, flushed). Call it last
     in that transaction: on PostgreSQL it takes `ORDER_LOCK`, held until the commit (the module's docstring says
@@ -172,18 +152,18 @@ def write_event(
     dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
     if dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
-    identifier = event_id(key)
+    identifier = event_id(event["key"])
     # Under the lock (PostgreSQL's statement sees every commit before it): a concurrent retry's event is seen here.
     if not fresh and conn.scalar(select(Event.seq).where(Event.id == identifier)) is not None:
         return
     conn.execute(
         insert(Event).values(
             id=identifier,
-            type=type.value,
-            created_at=created_at,
-            data=data,
-            account_id=account_id,
-            reseller_account_id=reseller_account_id,
+            type=event["type"].value,
+            created_at=event["created_at"],
+            data=event["data"],
+            account_id=event["account_id"],
+            reseller_account_id=event["reseller_account_id"],
         )
     )
 
