@@ -6,25 +6,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from store.db import dispose_all, run
-from store.migrate import upgrade_to_head
+from store.db import run
 from store.paging import now
 from store.tables import User
-
-
-@pytest.fixture
-async def sqlite_file(tmp_path: Path) -> AsyncIterator[str]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}"
-    upgrade_to_head(url)
-    yield url
-    await dispose_all()
 
 
 def add_user(user_id: str) -> Callable[[Connection], None]:
@@ -48,11 +38,11 @@ def users(conn: Connection) -> list[str]:
     return list(conn.scalars(select(User.id).order_by(User.id)))
 
 
-async def test_a_write_waits_for_another_process_lock_off_the_event_loop(sqlite_file: str) -> None:
-    assert await run(sqlite_file, users) == []  # the store's connections have put the file in WAL mode
-    other = sqlite3.connect(sqlite_file.removeprefix("sqlite+aiosqlite:///"), isolation_level=None)
+async def test_a_write_waits_for_another_process_lock_off_the_event_loop(sqlite_url: str) -> None:
+    assert await run(sqlite_url, users) == []  # the store's connections have put the file in WAL mode
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite+aiosqlite:///"), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process's write transaction, holding the write lock
-    write = asyncio.create_task(run(sqlite_file, add_user("u1")))
+    write = asyncio.create_task(run(sqlite_url, add_user("u1")))
     began = time.monotonic()
     for _ in range(20):  # the loop keeps running while the write waits for the lock
         await asyncio.sleep(0.01)
@@ -61,23 +51,23 @@ async def test_a_write_waits_for_another_process_lock_off_the_event_loop(sqlite_
     other.execute("ROLLBACK")
     other.close()
     await asyncio.wait_for(write, 5)
-    assert await run(sqlite_file, users) == ["u1"]
+    assert await run(sqlite_url, users) == ["u1"]
 
 
-async def test_a_body_that_raises_writes_nothing(sqlite_file: str) -> None:
-    await run(sqlite_file, add_user("u1"))
+async def test_a_body_that_raises_writes_nothing(sqlite_url: str) -> None:
+    await run(sqlite_url, add_user("u1"))
 
     def both(conn: Connection) -> None:
         add_user("u2")(conn)
         add_user("u1")(conn)  # taken: the whole transaction rolls back
 
     with pytest.raises(IntegrityError):
-        await run(sqlite_file, both)
-    assert await run(sqlite_file, users) == ["u1"]
+        await run(sqlite_url, both)
+    assert await run(sqlite_url, users) == ["u1"]
 
 
-async def test_the_pragmas_hold_on_both_connections(sqlite_file: str) -> None:
+async def test_the_pragmas_hold_on_both_connections(sqlite_url: str) -> None:
     def pragmas(conn: Connection) -> tuple[str, int]:
         return str(conn.scalar(text("PRAGMA journal_mode"))), int(conn.scalar(text("PRAGMA foreign_keys")) or 0)
 
-    assert await run(sqlite_file, pragmas) == ("wal", 1)
+    assert await run(sqlite_url, pragmas) == ("wal", 1)

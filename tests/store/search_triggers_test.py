@@ -5,11 +5,9 @@ renamed rows by their new name only and forgets deleted ones."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest_asyncio
 from alembic import command
 from sqlalchemy import text
 
@@ -20,14 +18,6 @@ from store.migrate import alembic_config, upgrade_to_head
 from tests.store.enrollments_test import T0, found_names, record, seed_names, view
 
 _ROW = re.compile(r"\b(old|new)\.(\w+)")
-
-
-@pytest_asyncio.fixture
-async def sqlite_url(tmp_path: Path) -> AsyncIterator[str]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'enroll.db'}"
-    upgrade_to_head(url)
-    yield url
-    await dispose_all()
 
 
 async def trigger_statements(url: str, name: str) -> list[str]:
