@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sqlite3
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +15,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,6 +29,8 @@ T = TypeVar("T")
 _engines: dict[str, AsyncEngine] = {}
 _sessionmakers: dict[str, async_sessionmaker[AsyncSession]] = {}
 BUSY_TIMEOUT_MS = 10_000
+PING_AFTER_IDLE_S = 1.0
+"""PostgreSQL: a pooled connection idle for longer than this is pinged before it is handed out (see `engine_for`)."""
 """How long a SQLite connection waits for another's write lock before it gives up ("database is locked")."""
 
 
@@ -66,10 +69,38 @@ def engine_for(url: str) -> AsyncEngine:
             engine = create_async_engine(url, hide_parameters=True)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+            engine = create_async_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
             event.listen(engine.sync_engine, "handle_error", _without_row_values)
+            event.listen(engine.sync_engine, "checkin", _idle_from)
+            event.listen(engine.sync_engine, "checkout", _pinging_if_idle(engine.sync_engine.dialect))
         _engines[url] = engine
     return _engines[url]
+
+
+def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info["idle_from"] = time.monotonic()
+
+
+def _pinging_if_idle(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
+    """PostgreSQL's pool pings a connection before handing it out only if it sat idle for PING_AFTER_IDLE_S: one
+    that the server or a proxy closed while it waited (a restart, an idle timeout) is replaced, with every other
+    pooled connection of before, as `pool_pre_ping` would do; but a busy process does not pay a round trip (and
+    the server a statement) on every transaction: five a create in the worker, two in the API
+    (docs/performance.md). A connection dropped within the second, or while in use, fails its transaction (as
+    one dropped while in use did with the pre-ping) and invalidates the pool: an activity retries, an API request
+    fails once."""
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from < PING_AFTER_IDLE_S:
+            return  # new (it has just connected), or back in use within the second
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise InvalidatePoolError("a pooled connection was closed while idle") from exc
+
+    return ping_if_idle
 
 
 def sessionmaker_for(url: str) -> async_sessionmaker[AsyncSession]:

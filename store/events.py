@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -142,6 +142,12 @@ async def add_event(session: AsyncSession, **event: Unpack[EventFields]) -> None
     await session.run_sync(lambda sync_session: write_event(sync_session, **event))
 
 
+_ORDER_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_SEEN = select(Event.seq).where(Event.id == bindparam("b_id"))
+_ADD = insert(Event)
+"""`write_event`'s statements, built once: it is on every create's path (`store.enrollments`)."""
+
+
 def write_event(conn: Connection | Session, *, fresh: bool = False, **event: Unpack[EventFields]) -> None:
     """Add the event of the change keyed `key` (once: a retry finds it and adds nothing), in `conn`'s
     transaction, which is the change's own (`store.db.run`'s body, or `add_event`'s session, flushed). Call it last
@@ -151,20 +157,21 @@ def write_event(conn: Connection | Session, *, fresh: bool = False, **event: Unp
     is skipped."""
     dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
     if dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
+        conn.execute(_ORDER_LOCK, {"key": ORDER_LOCK})
     identifier = event_id(event["key"])
     # Under the lock (PostgreSQL's statement sees every commit before it): a concurrent retry's event is seen here.
-    if not fresh and conn.scalar(select(Event.seq).where(Event.id == identifier)) is not None:
+    if not fresh and conn.scalar(_SEEN, {"b_id": identifier}) is not None:
         return
     conn.execute(
-        insert(Event).values(
-            id=identifier,
-            type=event["type"].value,
-            created_at=event["created_at"],
-            data=event["data"],
-            account_id=event["account_id"],
-            reseller_account_id=event["reseller_account_id"],
-        )
+        _ADD,
+        {
+            "id": identifier,
+            "type": event["type"].value,
+            "created_at": event["created_at"],
+            "data": event["data"],
+            "account_id": event["account_id"],
+            "reseller_account_id": event["reseller_account_id"],
+        },
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from store.db import run, transaction
 from store.paging import now
@@ -35,6 +35,23 @@ async def open_link(url: str, *, token: str, enrollment_id: str, version: int) -
         )
 
 
+_LOCK_ENROLLMENT = (
+    select(Enrollment.status, Enrollment.link_version).where(Enrollment.id == bindparam("b_id")).with_for_update()
+)
+_LINK_DEAD_AT = select(FormLink.dead_at).where(FormLink.token_hash == bindparam("b_digest"))
+_ADD_LINK = insert(FormLink)
+_KILL_EARLIER = (
+    update(FormLink)
+    .where(
+        FormLink.enrollment_id == bindparam("b_enrollment_id"),
+        FormLink.version < bindparam("b_version"),
+        FormLink.dead_at.is_(None),
+    )
+    .values(dead_at=bindparam("b_at"))
+)
+"""`open_current_link`'s statements, built once: it is on every invitation's path."""
+
+
 async def open_current_link(url: str, *, token: str, enrollment_id: str, version: int) -> bool:
     """Open `token` as `version`'s link only while that version is the enrollment's current one and the
     enrollment is New; False (nothing opened) once it was cancelled, submitted, expired or re-linked.
@@ -45,22 +62,17 @@ async def open_current_link(url: str, *, token: str, enrollment_id: str, version
     digest = token_hash(token)
 
     def open_it(conn: Connection) -> bool:  # plain statements: on every invitation's path
-        row = conn.execute(
-            select(Enrollment.status, Enrollment.link_version).where(Enrollment.id == enrollment_id).with_for_update()
-        ).first()
+        row = conn.execute(_LOCK_ENROLLMENT, {"b_id": enrollment_id}).first()
         if row is None or row.status != "New" or row.link_version != version:
             return False
-        existing = conn.execute(select(FormLink.dead_at).where(FormLink.token_hash == digest)).first()
+        existing = conn.execute(_LINK_DEAD_AT, {"b_digest": digest}).first()
         if existing is not None:
             return existing.dead_at is None
+        at = now()
         conn.execute(
-            insert(FormLink).values(token_hash=digest, enrollment_id=enrollment_id, version=version, created_at=now())
+            _ADD_LINK, {"token_hash": digest, "enrollment_id": enrollment_id, "version": version, "created_at": at}
         )
-        conn.execute(
-            update(FormLink)
-            .where(FormLink.enrollment_id == enrollment_id, FormLink.version < version, FormLink.dead_at.is_(None))
-            .values(dead_at=now())
-        )
+        conn.execute(_KILL_EARLIER, {"b_enrollment_id": enrollment_id, "b_version": version, "b_at": at})
         return True
 
     return await run(url, open_it)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from domain.models import EmailResult
 from store.db import run, transaction
@@ -61,6 +61,15 @@ _SETTLED_COLUMNS = (
     OutboxEmail.refused_to,
     OutboxEmail.recipients,
 )
+# The statements on every email's path, built once with bound parameters (docs/performance.md).
+_SETTLED_BY_KEY = select(*_SETTLED_COLUMNS).where(OutboxEmail.key == bindparam("b_key"))
+_ADD = insert(OutboxEmail)
+_ATTEMPTS_BY_KEY = (
+    select(OutboxEmail.attempts, OutboxEmail.delivered_to, OutboxEmail.refused_to, OutboxEmail.state)
+    .where(OutboxEmail.key == bindparam("b_key"))
+    .with_for_update()
+)
+_UPDATE_BY_KEY = update(OutboxEmail).where(OutboxEmail.key == bindparam("b_key"))
 
 
 def _settled(row: OutboxEmail | _SettledRow) -> Settled:
@@ -91,21 +100,22 @@ async def begin_attempt(
     recording `recipients`)."""
 
     def begin(conn: Connection) -> EmailResult | Settled:  # plain statements: on every email's path
-        row = conn.execute(select(*_SETTLED_COLUMNS).where(OutboxEmail.key == key)).first()
+        row = conn.execute(_SETTLED_BY_KEY, {"b_key": key}).first()
         if row is None:
             conn.execute(
-                insert(OutboxEmail).values(
-                    key=key,
-                    kind=kind,
-                    enrollment_id=enrollment_id,
-                    account_id=account_id,
-                    recipients=", ".join(recipients),
-                    subject=subject,
-                    message_id=message_id,
-                    state="sending",
-                    created_at=now(),
-                    attempts=0,
-                )
+                _ADD,
+                {
+                    "key": key,
+                    "kind": kind,
+                    "enrollment_id": enrollment_id,
+                    "account_id": account_id,
+                    "recipients": ", ".join(recipients),
+                    "subject": subject,
+                    "message_id": message_id,
+                    "state": "sending",
+                    "created_at": now(),
+                    "attempts": 0,
+                },
             )
             return Settled()
         if row.state == "sent" and row.sent_at is not None:
@@ -141,11 +151,7 @@ async def record_outcome(
     transaction."""
 
     def record(conn: Connection) -> None:
-        row = conn.execute(
-            select(OutboxEmail.attempts, OutboxEmail.delivered_to, OutboxEmail.refused_to, OutboxEmail.state)
-            .where(OutboxEmail.key == key)
-            .with_for_update()
-        ).first()
+        row = conn.execute(_ATTEMPTS_BY_KEY, {"b_key": key}).first()
         if row is None:
             return
         if sent_at is not None and mail_flowing:
@@ -159,7 +165,7 @@ async def record_outcome(
             values.update(state="sent", sent_at=sent_at, error=None)
         else:
             values.update(state="dropped" if row.state == "dropped" else state, error=error)
-        conn.execute(update(OutboxEmail).where(OutboxEmail.key == key).values(**values))
+        conn.execute(_UPDATE_BY_KEY, {"b_key": key, **values})
 
     await run(url, record)
 
@@ -203,12 +209,15 @@ async def mail_accepted(url: str) -> None:
     await run(url, _mail_flowing)
 
 
+_FLOWING = (
+    update(MailHealth)
+    .where(MailHealth.id == 1, MailHealth.failing_since.is_not(None))
+    .values(failing_since=None, last_sent_at=bindparam("b_at"))
+)
+
+
 def _mail_flowing(conn: Connection) -> None:
-    conn.execute(
-        update(MailHealth)
-        .where(MailHealth.id == 1, MailHealth.failing_since.is_not(None))
-        .values(failing_since=None, last_sent_at=now())
-    )
+    conn.execute(_FLOWING, {"b_at": now()})
 
 
 async def mail_trouble(url: str) -> tuple[datetime, str] | None:

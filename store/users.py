@@ -19,6 +19,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -328,6 +329,9 @@ _TOKEN_AND_USER = (
     .join_from(_TOKENS, _USERS, _TOKENS.c.user_id == _USERS.c.id)
     .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
 )
+_BY_HASH = _TOKEN_AND_USER.where(_TOKENS.c.token_hash == bindparam("b_digest"))
+_USED = update(ApiToken).where(ApiToken.id == bindparam("b_id")).values(last_used_at=bindparam("b_at"))
+"""`authenticate`'s statements, built once with bound parameters: every API request runs them."""
 
 
 async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
@@ -340,7 +344,7 @@ async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
     digest = _token_hash(token)
 
     def read(conn: Connection) -> tuple[ApiToken, User] | None:
-        found = conn.execute(_TOKEN_AND_USER.where(_TOKENS.c.token_hash == digest)).first()
+        found = conn.execute(_BY_HASH, {"b_digest": digest}).first()
         if found is None:
             return None
         columns = found._mapping
@@ -353,7 +357,7 @@ async def authenticate(url: str, token: str) -> tuple[ApiToken, User] | None:
         if user.disabled:
             return None
         if row.last_used_at is None or row.last_used_at <= at - LAST_USED_EVERY:
-            conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=at))
+            conn.execute(_USED, {"b_id": row.id, "b_at": at})
             row.last_used_at = at
         return row, user
 
