@@ -55,6 +55,14 @@ ACTIVITY_SLOTS = 300
 its next event (`deliver_new_events`, an idle coroutine that costs nothing but the slot), so the default would leave
 fewer for the work that sends and writes as endpoints are added. Store and SMTP work is bounded by their own pools."""
 
+NEW_RUN_POLLS = 1.0
+"""How many of the worker's workflow-task polls may wait on the task queue itself, against its sticky queue, as a
+ratio (the SDK's `nonsticky_to_sticky_poll_ratio`; its default 0.2 lets one of five). A run's first workflow task
+always comes from the task queue, and a create's API call waits for it (the update that records the enrollment);
+every later task of a cached run comes from the sticky queue. With one poll on the first, new creates queued behind
+the runs in flight: at 20 creates in flight the POST's p99 was 1.1–1.4 s against a p50 of 0.3–0.45 s; with 1.0 it is
+0.5–0.7 s, and throughput rose (`bench/pipeline.py`, docs/performance.md)."""
+
 
 SANDBOXED = False
 """Whether `build_worker` runs workflows in the SDK's sandbox. The worker of `enroll worker` and `enroll up` does
@@ -145,6 +153,7 @@ async def build_worker(settings: Settings, runtime: Runtime | None = None) -> Wo
         workflow_runner=workflow_runner(),
         max_cached_workflows=WORKFLOW_CACHE,
         max_concurrent_activities=ACTIVITY_SLOTS,
+        nonsticky_to_sticky_poll_ratio=NEW_RUN_POLLS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
