@@ -158,7 +158,10 @@ async def test_a_resend_racing_the_close_of_the_revival_window_is_refused(run: R
     await wait_until_invited(handle)
     await run.env.sleep(timedelta(days=2))
     run.fakes.hold = "closed"
-    sleeper = asyncio.create_task(run.env.sleep(timedelta(days=31)))
+    # To a few seconds past the close (expiry at +1 day, the window 30 days on): time skipped further while the
+    # close's store write is held would time that attempt out (its start-to-close is 30 s), and the test server
+    # once hung on the retry that followed.
+    sleeper = asyncio.create_task(run.env.sleep(timedelta(days=29, seconds=5)))
     await asyncio.wait_for(run.fakes.holding.wait(), timeout=30)
     # The close holds the lock (its store write is held); a resend is accepted by the validator meanwhile.
     resend = await handle.start_update(
