@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -148,6 +148,10 @@ async def test_a_year_of_service_warns_three_times_then_expires(run: Run) -> Non
 
 
 async def test_an_account_ending_tomorrow_warns_once_at_once(run: Run) -> None:
+    # The service ends at tomorrow's midnight (UTC): from 01:00 the hour below stays inside today, whatever time
+    # of day the test runs (run between 23:00 and midnight, it would have seen the account expire).
+    now = await run.now()
+    await run.env.sleep(datetime.combine(now.date() + timedelta(days=1), time(1), tzinfo=UTC) - now)
     handle = await run.start(end_in_days=1)
     await run.env.sleep(timedelta(hours=1))
     assert [e.kind for e in run.fakes.emails] == [EmailKind.service_end_warning]
