@@ -22,24 +22,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def open_link(url: str, *, token: str, enrollment_id: str, version: int) -> None:
-    """Make `token` the live link of `enrollment_id` (idempotent) and kill every older version."""
-    digest = token_hash(token)
-    async with transaction(url) as session:
-        if await session.get(FormLink, digest) is None:
-            session.add(FormLink(token_hash=digest, enrollment_id=enrollment_id, version=version, created_at=now()))
-        await session.execute(
-            update(FormLink)
-            .where(FormLink.enrollment_id == enrollment_id, FormLink.version < version, FormLink.dead_at.is_(None))
-            .values(dead_at=now())
-        )
-
-
-_LOCK_ENROLLMENT = (
-    select(Enrollment.status, Enrollment.link_version).where(Enrollment.id == bindparam("b_id")).with_for_update()
-)
-_LINK_DEAD_AT = select(FormLink.dead_at).where(FormLink.token_hash == bindparam("b_digest"))
-_ADD_LINK = insert(FormLink)
 _KILL_EARLIER = (
     update(FormLink)
     .where(
@@ -49,6 +31,23 @@ _KILL_EARLIER = (
     )
     .values(dead_at=bindparam("b_at"))
 )
+"""Kill every link of the enrollment older than `version` (`open_link`, `open_current_link`)."""
+
+
+async def open_link(url: str, *, token: str, enrollment_id: str, version: int) -> None:
+    """Make `token` the live link of `enrollment_id` (idempotent) and kill every older version."""
+    digest = token_hash(token)
+    async with transaction(url) as session:
+        if await session.get(FormLink, digest) is None:
+            session.add(FormLink(token_hash=digest, enrollment_id=enrollment_id, version=version, created_at=now()))
+        await session.execute(_KILL_EARLIER, {"b_enrollment_id": enrollment_id, "b_version": version, "b_at": now()})
+
+
+_LOCK_ENROLLMENT = (
+    select(Enrollment.status, Enrollment.link_version).where(Enrollment.id == bindparam("b_id")).with_for_update()
+)
+_LINK_DEAD_AT = select(FormLink.dead_at).where(FormLink.token_hash == bindparam("b_digest"))
+_ADD_LINK = insert(FormLink)
 """`open_current_link`'s statements, built once: it is on every invitation's path."""
 
 
